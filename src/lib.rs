@@ -1,0 +1,24 @@
+//! coffre: streaming, encrypted, multi-region backups of billing databases.
+//!
+//! The data flow is a pipeline of stages on their own tasks, joined by bounded channels:
+//!
+//! ```text
+//! source (postgres | sqlite) → dump parser (row events, stats) → zstd → age → SHA-256
+//!   → fan-out → store (s3 region A, s3 region B, local dir)
+//! restore: store → SHA-256 → age⁻¹ → zstd⁻¹ → dump parser (stats) → destination
+//! ```
+//!
+//! See `ARCHITECTURE.md` for the module map and the invariants.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod dump;
+pub mod fixture;
+pub mod keys;
+pub mod manifest;
+pub mod pipeline;
+pub mod progress;
+pub mod source;
+pub mod store;

@@ -1,0 +1,4 @@
+//! One integration-test binary against real PostgreSQL and S3 servers
+//! (started by `scripts/test.sh`).
+
+mod support;
