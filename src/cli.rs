@@ -1,2 +1,434 @@
-//! (in progress)
-pub fn main() -> i32 { 0 }
+//! The command line: parses arguments, loads the configuration, runs one verb,
+//! prints its result (a table for people, one JSON document with `--json`) and
+//! returns the exit code: 0 success, 1 failure, 2 usage error, 3 degraded backup.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::pipeline::backup::{BackupStatus, run_backup};
+use crate::pipeline::restore::{RestoreOptions, run_restore};
+use crate::pipeline::verify::run_verify;
+use crate::pipeline::Context;
+use crate::progress::{Progress, Ticker, human_bytes};
+use crate::{catalog, demo, fixture, keys};
+
+/// Exit code of a backup stored in some targets only.
+pub const EXIT_DEGRADED: i32 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "coffre", version, about = "Encrypted, multi-region backups of billing databases")]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', global = true, env = "COFFRE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
+    /// More logs (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an age identity; print its recipient (public key).
+    Keygen {
+        /// Where to write the identity (mode 0600); printed to stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Back up one source to all its targets.
+    Backup { source: String },
+    /// List backups (all sources, or one).
+    List { source: Option<String> },
+    /// Restore a backup into an empty database.
+    Restore {
+        backup_id: String,
+        /// postgres://… URL, or an SQLite file path (sqlite:///path/file.db).
+        #[arg(long)]
+        to: String,
+        /// Restore from this target only (default: the first whole copy).
+        #[arg(long)]
+        target: Option<String>,
+        /// Skip the check that the destination is empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-read stored copies and check their size and SHA-256.
+    Verify {
+        /// One backup; all backups when absent.
+        backup_id: Option<String>,
+        /// Only the backups of this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Run the whole cycle on a sample SQLite database, with nothing configured.
+    Demo {
+        /// Where to put the demo's files.
+        #[arg(long, default_value = "coffre-demo")]
+        dir: PathBuf,
+        /// Number of clients in the sample database.
+        #[arg(long, default_value_t = 500)]
+        scale: u64,
+    },
+    /// Load the sample billing database (for tests, benchmarks, demos).
+    Fixture {
+        /// Number of clients.
+        #[arg(long, default_value_t = 1000)]
+        scale: u64,
+        /// postgres://… URL of an existing empty database, or an SQLite file path.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// A verb's failure: message for people, and the exit code.
+struct Failure {
+    message: String,
+    code: i32,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+/// Runs the program; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logs(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(f) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "status": "failed", "error": f.message })
+                );
+            }
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn init_logs(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if cli.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
+}
+
+async fn context(cli: &Cli) -> Result<Context, Failure> {
+    let path = cli.config.as_deref().ok_or_else(|| Failure {
+        message: "this command needs a configuration: pass --config FILE (or set COFFRE_CONFIG)"
+            .into(),
+        code: 2,
+    })?;
+    let config = Config::load(path)?;
+    Ok(Context::new(config).await?)
+}
+
+async fn run(cli: Cli) -> Result<i32, Failure> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Keygen { out } => keygen(out.as_deref(), json),
+        Command::Backup { source } => {
+            let ctx = context(&cli).await?;
+            let progress = Progress::new();
+            let ticker = Ticker::start(progress.clone(), "backup", !json);
+            let report = run_backup(&ctx, source, progress).await?;
+            ticker.finish().await;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "backup {} of {}: {:?} ({} plain → {} stored, {} rows in {} tables, {:.1} s)",
+                    report.id,
+                    report.source,
+                    report.status,
+                    human_bytes(report.plaintext_bytes),
+                    human_bytes(report.stored_bytes),
+                    report.rows,
+                    report.tables,
+                    report.duration_s
+                );
+                for t in &report.targets {
+                    println!(
+                        "  {:<12} {:<7} {}{}",
+                        t.target,
+                        t.status,
+                        t.location,
+                        t.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                }
+                if let Some(e) = &report.error {
+                    eprintln!("error: {e}");
+                }
+            }
+            Ok(match report.status {
+                BackupStatus::Ok => 0,
+                BackupStatus::Degraded => EXIT_DEGRADED,
+                BackupStatus::Failed => 1,
+            })
+        }
+        Command::List { source } => {
+            let ctx = context(&cli).await?;
+            let listing = catalog::list(&ctx, source.as_deref()).await?;
+            list_output(&listing, json);
+            Ok(if listing.unreachable.is_empty() { 0 } else { 1 })
+        }
+        Command::Restore {
+            backup_id,
+            to,
+            target,
+            force,
+        } => {
+            let ctx = context(&cli).await?;
+            let progress = Progress::new();
+            let ticker = Ticker::start(progress.clone(), "restore", !json);
+            let opts = RestoreOptions {
+                backup_id: backup_id.clone(),
+                to: to.clone(),
+                target: target.clone(),
+                force: *force,
+            };
+            let result = run_restore(&ctx, &opts, progress).await;
+            ticker.finish().await;
+            let report = result?;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "restored {} from {} into {}: {} rows in {} tables checked, {:.1} s",
+                    report.id,
+                    report.target,
+                    report.destination,
+                    report.rows,
+                    report.tables.len(),
+                    report.duration_s
+                );
+                for a in &report.failed_attempts {
+                    println!("  skipped a bad copy: {a}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Verify { backup_id, source } => {
+            let ctx = context(&cli).await?;
+            let progress = Progress::new();
+            let ticker = Ticker::start(progress.clone(), "verify", !json);
+            let result = run_verify(&ctx, backup_id.as_deref(), source.as_deref(), &progress).await;
+            ticker.finish().await;
+            let report = result?;
+            if json {
+                print_json(&report);
+            } else {
+                for b in &report.backups {
+                    for c in &b.copies {
+                        println!(
+                            "{} {} {:<12} {}{}",
+                            b.source,
+                            b.id,
+                            c.target,
+                            c.status,
+                            c.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                        );
+                    }
+                }
+                for u in &report.unreachable {
+                    println!("unreachable target {u}");
+                }
+                println!(
+                    "{} backups checked: {}",
+                    report.backups.len(),
+                    if report.ok { "all copies ok" } else { "PROBLEMS FOUND" }
+                );
+            }
+            Ok(if report.ok { 0 } else { 1 })
+        }
+        Command::Demo { dir, scale } => {
+            let report = demo::run(dir, *scale).await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!("{}", report.text());
+            }
+            Ok(if report.equal { 0 } else { 1 })
+        }
+        Command::Fixture { scale, to } => {
+            let stats = load_fixture(to, *scale).await?;
+            if json {
+                print_json(&serde_json::json!({ "to": to, "scale": scale, "tables": stats.tables }));
+            } else {
+                for (t, n) in &stats.tables {
+                    println!("{t:<18} {n}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn load_fixture(to: &str, scale: u64) -> Result<fixture::FixtureStats, Failure> {
+    if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+        Ok(fixture::load_postgres(to, scale).await?)
+    } else {
+        let path = PathBuf::from(to.strip_prefix("sqlite://").unwrap_or(to));
+        Ok(tokio::task::spawn_blocking(move || fixture::create_sqlite(&path, scale)).await??)
+    }
+}
+
+fn keygen(out: Option<&Path>, json: bool) -> Result<i32, Failure> {
+    let key = keys::generate();
+    match out {
+        Some(path) => {
+            keys::write_identity_file(path, &key)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "recipient": key.recipient,
+                    "identity_file": path.display().to_string(),
+                }));
+            } else {
+                println!("{}", key.recipient);
+                eprintln!(
+                    "identity written to {} (keep it secret and safe: it alone decrypts the backups)",
+                    path.display()
+                );
+            }
+        }
+        None => {
+            if json {
+                print_json(&serde_json::json!({
+                    "recipient": key.recipient,
+                    "identity": key.identity,
+                }));
+            } else {
+                println!("# public key: {}\n{}", key.recipient, key.identity);
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ListedBackup<'a> {
+    id: &'a str,
+    source: &'a str,
+    kind: Option<crate::manifest::BackupKind>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    plaintext_bytes: Option<u64>,
+    stored_bytes: Option<u64>,
+    tables: Option<usize>,
+    rows: Option<u64>,
+    copies: &'a [catalog::Copy],
+}
+
+fn list_output(listing: &catalog::Listing, json: bool) {
+    let rows: Vec<ListedBackup> = listing
+        .entries
+        .iter()
+        .map(|e| {
+            let m = e.manifest();
+            ListedBackup {
+                id: &e.id,
+                source: &e.source,
+                kind: m.map(|m| m.kind),
+                started_at: m.map(|m| m.started_at.to_rfc3339()),
+                finished_at: m.map(|m| m.finished_at.to_rfc3339()),
+                plaintext_bytes: m.map(|m| m.plaintext_bytes),
+                stored_bytes: m.and_then(|m| m.data().map(|d| d.size)),
+                tables: m.map(|m| m.tables.tables.len()),
+                rows: m.map(|m| m.tables.total_rows()),
+                copies: &e.copies,
+            }
+        })
+        .collect();
+    if json {
+        let unreachable: Vec<String> = listing
+            .unreachable
+            .iter()
+            .map(|(t, e)| format!("{t}: {e}"))
+            .collect();
+        print_json(&serde_json::json!({ "backups": rows, "unreachable": unreachable }));
+        return;
+    }
+    println!(
+        "{:<10} {:<22} {:<10} {:>10} {:>10}  copies",
+        "source", "id", "kind", "plain", "stored"
+    );
+    for r in &rows {
+        let copies: Vec<String> = r
+            .copies
+            .iter()
+            .map(|c| {
+                if c.status == "ok" {
+                    c.target.clone()
+                } else {
+                    format!("{}({})", c.target, c.status)
+                }
+            })
+            .collect();
+        println!(
+            "{:<10} {:<22} {:<10} {:>10} {:>10}  {}",
+            r.source,
+            r.id,
+            r.kind
+                .map(|k| format!("{k:?}").to_lowercase())
+                .unwrap_or_default(),
+            human_bytes(r.plaintext_bytes.unwrap_or(0)),
+            human_bytes(r.stored_bytes.unwrap_or(0)),
+            copies.join(", ")
+        );
+    }
+    for (t, e) in &listing.unreachable {
+        eprintln!("warning: target {t} could not be listed: {e}");
+    }
+}

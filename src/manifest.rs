@@ -1,1 +1,182 @@
-//! (in progress)
+//! The manifest: the self-description of one backup, written last.
+//!
+//! A backup lives under `<source>/<id>/` in each store: one encrypted data object
+//! (`data.sql.zst.age`: plain SQL, zstd, then age) and `manifest.json`. The manifest
+//! holds no data value: names, sizes, hashes, row counts and row checksums.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::dump::DumpStats;
+
+/// Format tag of manifests written by this version.
+pub const FORMAT: &str = "coffre-backup/1";
+/// Name of the data object inside a backup's folder.
+pub const DATA_OBJECT: &str = "data.sql.zst.age";
+/// Name of the manifest inside a backup's folder.
+pub const MANIFEST_OBJECT: &str = "manifest.json";
+/// Manifests larger than this are refused (a real one is a few KiB per table).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Raw copy of the database, or an anonymized one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupKind {
+    Full,
+    Anonymized,
+}
+
+/// One stored object of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compression {
+    pub algorithm: String,
+    pub level: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub algorithm: String,
+    pub recipients: Vec<String>,
+}
+
+/// What `manifest.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub id: String,
+    pub source: String,
+    /// `postgres` or `sqlite`: what restores it.
+    pub source_type: String,
+    pub kind: BackupKind,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub coffre_version: String,
+    /// The dump tool and its version (`pg_dump (PostgreSQL) 15.19`, `sqlite 3.49`).
+    pub dump_tool: String,
+    pub compression: Compression,
+    pub encryption: Encryption,
+    pub plaintext_bytes: u64,
+    pub objects: Vec<ObjectEntry>,
+    pub tables: DumpStats,
+}
+
+impl Manifest {
+    /// The data object entry.
+    pub fn data(&self) -> Option<&ObjectEntry> {
+        self.objects.iter().find(|o| o.name == DATA_OBJECT)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data to a Vec cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a manifest read from `where_` (for messages).
+    pub fn parse(bytes: &[u8], where_: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
+            location: where_.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if m.format != FORMAT {
+            return Err(ManifestError::Invalid {
+                location: where_.to_owned(),
+                reason: format!(
+                    "format {:?} is not {FORMAT:?} (written by a newer coffre?)",
+                    m.format
+                ),
+            });
+        }
+        if m.data().is_none() {
+            return Err(ManifestError::Invalid {
+                location: where_.to_owned(),
+                reason: format!("it lists no {DATA_OBJECT}"),
+            });
+        }
+        Ok(m)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest {location} is invalid: {reason}")]
+    Invalid { location: String, reason: String },
+}
+
+/// Key of an object of a backup, relative to the store root.
+pub fn object_key(source: &str, id: &str, name: &str) -> String {
+    format!("{source}/{id}/{name}")
+}
+
+/// A new backup id: UTC time to the second, then 4 random hex digits
+/// (`20261122T193045Z-7f3a`). Ids sort in time order.
+pub fn new_backup_id(now: DateTime<Utc>) -> String {
+    let suffix: u16 = rand::random();
+    format!("{}-{suffix:04x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// True for strings shaped like a backup id (used to ignore foreign folders).
+pub fn looks_like_backup_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 21
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[17..].iter().all(u8::is_ascii_hexdigit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_recognised() {
+        let id = new_backup_id(Utc::now());
+        assert!(looks_like_backup_id(&id), "{id}");
+        assert!(!looks_like_backup_id("tmp"));
+    }
+
+    #[test]
+    fn manifest_round_trips_and_rejects_unknown_format() {
+        let m = Manifest {
+            format: FORMAT.into(),
+            id: "20260101T000000Z-0000".into(),
+            source: "s".into(),
+            source_type: "sqlite".into(),
+            kind: BackupKind::Full,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            coffre_version: "0".into(),
+            dump_tool: "t".into(),
+            compression: Compression {
+                algorithm: "zstd".into(),
+                level: 3,
+            },
+            encryption: Encryption {
+                algorithm: "age".into(),
+                recipients: vec![],
+            },
+            plaintext_bytes: 1,
+            objects: vec![ObjectEntry {
+                name: DATA_OBJECT.into(),
+                size: 1,
+                sha256: "00".into(),
+            }],
+            tables: DumpStats::default(),
+        };
+        let json = m.to_json();
+        assert_eq!(Manifest::parse(&json, "x").expect("parse"), m);
+        let mut bad = m.clone();
+        bad.format = "other/9".into();
+        assert!(Manifest::parse(&bad.to_json(), "x").is_err());
+    }
+}

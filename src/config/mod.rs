@@ -1,1 +1,600 @@
-//! (in progress)
+//! The configuration file: typed structs, loading, and errors that name the line and the fix.
+//!
+//! Loading is three pure steps, none of which touches a database, the network or any file
+//! but the config itself:
+//!
+//! 1. [`parse`] turns the TOML text into a [`Config`]: unknown keys, missing keys, wrong
+//!    types and unsupported `type`s are reported with their line; defaults are applied and
+//!    relative paths resolved against the config file's directory.
+//! 2. [`locate`] remembers the line of every key, so that later checks can point at it.
+//! 3. [`validate`] checks values: age recipients, names, bucket names, URLs, ranges, and
+//!    that every target a source names exists.
+//!
+//! Every problem found is reported at once, in file order, one per line, e.g.
+//! `config /etc/coffre.toml:12: unknown key "bukket" in [targets.paris] (…; did you mean "bucket"?)`.
+//! [`EXAMPLE`] is a complete, commented configuration.
+
+mod locate;
+mod parse;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+/// The largest config file [`Config::load`] reads.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A complete configuration with every key, documented; it parses and validates as is.
+pub const EXAMPLE: &str = r#"# coffre configuration.
+# Relative paths are resolved against the directory of this file; "~" is not expanded.
+
+# Where coffre keeps its own state (catalog cache, locks, drill scratch space).
+state_dir = "/var/lib/coffre"
+
+[encryption]
+# Every backup is encrypted to all of these age X25519 recipients (public keys).
+# Run `coffre keygen` to make a key pair; keep the identity (secret key) offline.
+recipients = [
+    "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+]
+# Optional: the identity file, only needed to restore and to run drills.
+identity_file = "/etc/coffre/identity.age"
+
+# Optional section.
+[compression]
+level = 3      # zstd level, 1 (fastest) to 19 (smallest); default 3
+threads = 2    # zstd worker threads, 0 to 64; 0 = single-threaded; default 2
+
+# Targets are where backups are stored; every source names one or more of them.
+# Names use lowercase letters, digits, "_" and "-" (they become part of object keys).
+[targets.paris]
+type = "s3"
+bucket = "billing-paris"
+region = "eu-west-3"                      # optional, default "us-east-1"
+# endpoint = "http://127.0.0.1:8333"      # optional, for S3-compatible servers
+prefix = "coffre/"                        # optional, default ""; ends with "/" when set
+# Optional: the NAMES of environment variables holding the credentials (never the
+# secrets themselves); set both or neither (neither = the default AWS credential chain).
+access_key_id_env = "PARIS_KEY_ID"
+secret_access_key_env = "PARIS_SECRET"
+part_size_mib = 8                         # optional, multipart part size 5 to 512; default 8
+
+[targets.local]
+type = "fs"
+path = "/var/backups/coffre"
+
+# Sources are the databases to back up.
+[sources.billing]
+type = "postgres"
+# No password here: use PGPASSWORD, PGPASSFILE or password_file.
+url = "postgres://backup@db.internal:5432/billing"
+password_file = "/etc/coffre/pg.pass"     # optional
+targets = ["paris", "local"]
+owners_and_privileges = false             # optional; false = pg_dump --no-owner --no-privileges
+pg_dump = "/usr/bin/pg_dump"              # optional, default "pg_dump" from PATH
+psql = "/usr/bin/psql"                    # optional, default "psql" from PATH
+
+[sources.demo]
+type = "sqlite"
+path = "demo.db"                          # relative: next to this file
+targets = ["local"]
+"#;
+
+/// A loaded and validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from (absolute when loaded with [`Config::load`]).
+    pub file: PathBuf,
+    /// Where coffre keeps its state, resolved against the config file's directory.
+    pub state_dir: PathBuf,
+    pub encryption: EncryptionConfig,
+    pub compression: CompressionConfig,
+    /// Targets by name.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// Sources by name.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+/// `[encryption]`.
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    /// age X25519 recipients (`age1…`), every one of which can decrypt every backup.
+    pub recipients: Vec<String>,
+    /// The identity used to restore and drill, resolved against the config directory.
+    pub identity_file: Option<PathBuf>,
+}
+
+/// `[compression]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// zstd level, 1..=19.
+    pub level: i32,
+    /// zstd worker threads, 0..=64 (0 = single-threaded).
+    pub threads: u32,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            level: 3,
+            threads: 2,
+        }
+    }
+}
+
+/// `[targets.NAME]`: where backups are stored.
+#[derive(Debug, Clone)]
+pub enum TargetConfig {
+    S3(S3Target),
+    Fs(FsTarget),
+}
+
+/// `type = "s3"`: an S3 bucket, on AWS or an S3-compatible server.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    pub bucket: String,
+    /// Default `"us-east-1"`.
+    pub region: String,
+    /// An `http://` or `https://` URL, for S3-compatible servers.
+    pub endpoint: Option<String>,
+    /// Prepended to every object key; empty or ending with `/`.
+    pub prefix: String,
+    /// The name of the environment variable holding the access key id.
+    pub access_key_id_env: Option<String>,
+    /// The name of the environment variable holding the secret access key.
+    pub secret_access_key_env: Option<String>,
+    /// Multipart upload part size, 5..=512 MiB, default 8.
+    pub part_size_mib: u64,
+}
+
+/// `type = "fs"`: a local directory.
+#[derive(Debug, Clone)]
+pub struct FsTarget {
+    /// Resolved against the config directory.
+    pub path: PathBuf,
+}
+
+/// `[sources.NAME]`: a database to back up.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Postgres(PostgresSource),
+    Sqlite(SqliteSource),
+}
+
+/// `type = "postgres"`.
+#[derive(Debug, Clone)]
+pub struct PostgresSource {
+    /// `postgres://` or `postgresql://`, without a password.
+    pub url: String,
+    /// A file holding the password, resolved against the config directory.
+    pub password_file: Option<PathBuf>,
+    /// Names of the targets to store backups in.
+    pub targets: Vec<String>,
+    /// When false (the default) dumps use `--no-owner --no-privileges`.
+    pub owners_and_privileges: bool,
+    /// The `pg_dump` binary: a bare name is looked up in `PATH`, other relative paths are
+    /// resolved against the config directory.
+    pub pg_dump: PathBuf,
+    /// The `psql` binary, like `pg_dump`.
+    pub psql: PathBuf,
+}
+
+/// `type = "sqlite"`.
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    /// The database file, resolved against the config directory.
+    pub path: PathBuf,
+    /// Names of the targets to store backups in.
+    pub targets: Vec<String>,
+}
+
+impl SourceConfig {
+    /// The names of the targets this source is stored in.
+    pub fn targets(&self) -> &[String] {
+        match self {
+            SourceConfig::Postgres(s) => &s.targets,
+            SourceConfig::Sqlite(s) => &s.targets,
+        }
+    }
+
+    /// The `type` as written in the config: `"postgres"` or `"sqlite"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Postgres(_) => "postgres",
+            SourceConfig::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+impl TargetConfig {
+    /// The `type` as written in the config: `"s3"` or `"fs"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::S3(_) => "s3",
+            TargetConfig::Fs(_) => "fs",
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates (pure: no network, no database, files are not opened
+    /// except the config itself). `file` and resolved paths are absolute; messages name
+    /// the file as given.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read_error = |source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(read_error(std::io::Error::other(format!(
+                "larger than {MAX_FILE_BYTES} bytes: is this really a config file?"
+            ))));
+        }
+        let absolute = std::path::absolute(path).map_err(read_error)?;
+        build(&text, path, absolute)
+    }
+
+    /// Same from a string (the path is used for messages and for resolving relative paths).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        build(text, path, path.to_path_buf())
+    }
+
+    /// The source called `name`; an unknown name is an error listing the known ones.
+    pub fn source(&self, name: &str) -> Result<&SourceConfig, ConfigError> {
+        self.sources
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownSource {
+                file: self.file.clone(),
+                name: name.to_owned(),
+                known: self.sources.keys().cloned().collect(),
+            })
+    }
+}
+
+/// Parses then validates; `shown` names the file in messages, `file` is stored in the
+/// config and its directory resolves relative paths.
+fn build(text: &str, shown: &Path, file: PathBuf) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        file: shown.to_path_buf(),
+        problems,
+    };
+    let (config, locations) = parse::parse(text, file).map_err(|p| invalid(sorted(p)))?;
+    let problems = validate::validate(&config, &locations);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(invalid(sorted(problems)))
+    }
+}
+
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| (p.line.is_none(), p.line));
+    problems
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is wrong; one line of the message per problem, in file order.
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+    /// [`Config::source`] was asked for a name the file does not define.
+    #[error("config {}: no source named {name:?} ({})", file.display(), defined("sources", name, known))]
+    UnknownSource {
+        file: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
+}
+
+/// One thing wrong in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based; `None` when the problem is about something absent from the file.
+    pub line: Option<usize>,
+    /// Lowercase, names the key and the fix.
+    pub message: String,
+}
+
+fn render_problems(file: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, problem) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = match problem.line {
+            Some(line) => write!(out, "config {}:{line}: {}", file.display(), problem.message),
+            None => write!(out, "config {}: {}", file.display(), problem.message),
+        };
+    }
+    out
+}
+
+/// `defined targets: local, paris; did you mean "paris"?` (or `none defined`).
+fn defined(what: &str, name: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        return format!("no {what} are defined");
+    }
+    let mut out = format!("defined {what}: {}", known.join(", "));
+    if let Some(close) = did_you_mean(name, known.iter().map(String::as_str)) {
+        let _ = write!(out, "; did you mean {close:?}?");
+    }
+    out
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, counting an adjacent transposition as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j] = distance between a[..i] and b[..j]; three rows suffice.
+    let mut before = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            current[j] = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                current[j] = current[j].min(before[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// `[targets.paris]`, quoting the name when TOML needs it: `[targets."a b"]`.
+fn table_label(section: &str, name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        format!("[{section}.{name}]")
+    } else {
+        format!("[{section}.{name:?}]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: &str = "/etc/coffre/coffre.toml";
+
+    #[test]
+    fn example_parses_with_resolved_paths() {
+        let config = Config::from_str_at(EXAMPLE, Path::new(AT)).expect("valid config");
+        assert_eq!(config.file, Path::new(AT));
+        assert_eq!(config.state_dir, Path::new("/var/lib/coffre"));
+        assert_eq!(
+            config.encryption.recipients,
+            ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+        );
+        assert_eq!(
+            config.encryption.identity_file.as_deref(),
+            Some(Path::new("/etc/coffre/identity.age"))
+        );
+        assert_eq!(config.compression, CompressionConfig::default());
+        assert_eq!(
+            config.targets.keys().collect::<Vec<_>>(),
+            ["local", "paris"]
+        );
+        let TargetConfig::S3(paris) = &config.targets["paris"] else {
+            panic!("paris is not s3");
+        };
+        assert_eq!(paris.bucket, "billing-paris");
+        assert_eq!(paris.region, "eu-west-3");
+        assert_eq!(paris.endpoint, None);
+        assert_eq!(paris.prefix, "coffre/");
+        assert_eq!(paris.access_key_id_env.as_deref(), Some("PARIS_KEY_ID"));
+        assert_eq!(paris.secret_access_key_env.as_deref(), Some("PARIS_SECRET"));
+        assert_eq!(paris.part_size_mib, 8);
+        let TargetConfig::Fs(local) = &config.targets["local"] else {
+            panic!("local is not fs");
+        };
+        assert_eq!(local.path, Path::new("/var/backups/coffre"));
+
+        let billing = config.source("billing").expect("defined source");
+        assert_eq!(billing.kind(), "postgres");
+        assert_eq!(billing.targets(), ["paris", "local"]);
+        let SourceConfig::Postgres(pg) = billing else {
+            panic!("billing is not postgres");
+        };
+        assert_eq!(pg.url, "postgres://backup@db.internal:5432/billing");
+        assert_eq!(
+            pg.password_file.as_deref(),
+            Some(Path::new("/etc/coffre/pg.pass"))
+        );
+        assert!(!pg.owners_and_privileges);
+        assert_eq!(pg.pg_dump, Path::new("/usr/bin/pg_dump"));
+        assert_eq!(pg.psql, Path::new("/usr/bin/psql"));
+
+        let demo = config.source("demo").expect("defined source");
+        assert_eq!(demo.kind(), "sqlite");
+        let SourceConfig::Sqlite(sqlite) = demo else {
+            panic!("demo is not sqlite");
+        };
+        assert_eq!(sqlite.path, Path::new("/etc/coffre/demo.db"));
+        assert_eq!(sqlite.targets, ["local"]);
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let text = r#"
+state_dir = "state"
+[encryption]
+recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+identity_file = "./keys/identity.age"
+[targets.s]
+type = "s3"
+bucket = "b-1"
+[targets.l]
+type = "fs"
+path = "../backups"
+[sources.pg]
+type = "postgres"
+url = "postgresql://backup@db/billing"
+password_file = "pg.pass"
+targets = ["s"]
+pg_dump = "bin/pg_dump"
+[sources.lite]
+type = "sqlite"
+path = "/srv/app.db"
+targets = ["l", "s"]
+"#;
+        let config =
+            Config::from_str_at(text, Path::new("/etc/coffre/c.toml")).expect("valid config");
+        assert_eq!(config.state_dir, Path::new("/etc/coffre/state"));
+        assert_eq!(
+            config.encryption.identity_file.as_deref(),
+            Some(Path::new("/etc/coffre/keys/identity.age"))
+        );
+        assert_eq!(config.compression, CompressionConfig::default());
+        let TargetConfig::S3(s) = &config.targets["s"] else {
+            panic!("s is not s3");
+        };
+        assert_eq!(s.region, "us-east-1");
+        assert_eq!(s.prefix, "");
+        assert_eq!(s.endpoint, None);
+        assert_eq!(s.access_key_id_env, None);
+        assert_eq!(s.part_size_mib, 8);
+        let TargetConfig::Fs(l) = &config.targets["l"] else {
+            panic!("l is not fs");
+        };
+        assert_eq!(l.path, Path::new("/etc/coffre/../backups"));
+        let SourceConfig::Postgres(pg) = &config.sources["pg"] else {
+            panic!("pg is not postgres");
+        };
+        assert_eq!(
+            pg.password_file.as_deref(),
+            Some(Path::new("/etc/coffre/pg.pass"))
+        );
+        assert!(!pg.owners_and_privileges);
+        assert_eq!(pg.pg_dump, Path::new("/etc/coffre/bin/pg_dump"));
+        assert_eq!(
+            pg.psql,
+            Path::new("psql"),
+            "bare names stay for PATH lookup"
+        );
+        let SourceConfig::Sqlite(lite) = &config.sources["lite"] else {
+            panic!("lite is not sqlite");
+        };
+        assert_eq!(lite.path, Path::new("/srv/app.db"));
+    }
+
+    #[test]
+    fn unknown_source_lists_the_known_ones() {
+        let config = Config::from_str_at(EXAMPLE, Path::new(AT)).expect("valid config");
+        let err = config.source("biling").expect_err("must fail").to_string();
+        assert_eq!(
+            err,
+            "config /etc/coffre/coffre.toml: no source named \"biling\" \
+             (defined sources: billing, demo; did you mean \"billing\"?)"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_file_and_resolves_against_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coffre.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let config = Config::load(&path).expect("valid config");
+        assert_eq!(config.file, path);
+        let SourceConfig::Sqlite(demo) = config.source("demo").expect("defined source") else {
+            panic!("demo is not sqlite");
+        };
+        assert_eq!(demo.path, dir.path().join("demo.db"));
+    }
+
+    #[test]
+    fn load_reports_a_missing_file() {
+        let err = Config::load(Path::new("/nonexistent/coffre.toml")).expect_err("must fail");
+        assert!(matches!(err, ConfigError::Read { .. }));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("config /nonexistent/coffre.toml: cannot read: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn load_refuses_a_huge_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coffre.toml");
+        let huge = "#".repeat(MAX_FILE_BYTES as usize + 10);
+        std::fs::write(&path, huge).expect("write");
+        let err = Config::load(&path).expect_err("must fail").to_string();
+        assert!(err.contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn several_problems_are_reported_in_file_order() {
+        let text = EXAMPLE
+            .replace("level = 3 ", "level = 30")
+            .replace("bucket = \"billing-paris\"", "bukket = \"billing-paris\"");
+        let err = Config::from_str_at(&text, Path::new("x.toml")).expect_err("must fail");
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("{err}");
+        };
+        // Parsing stops before validation: the unknown key is reported, the level is not.
+        assert_eq!(problems.len(), 1, "{err}");
+        let text = EXAMPLE
+            .replace("level = 3 ", "level = 30")
+            .replace("bucket = \"billing-paris\"", "bucket = \"Billing\"");
+        let err = Config::from_str_at(&text, Path::new("x.toml"))
+            .expect_err("must fail")
+            .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].contains("level must be between 1 and 19"), "{err}");
+        assert!(lines[1].contains("bucket \"Billing\""), "{err}");
+    }
+
+    #[test]
+    fn edit_distance_counts_typos() {
+        assert_eq!(edit_distance("bukket", "bucket"), 1);
+        assert_eq!(edit_distance("bucekt", "bucket"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+        assert_eq!(did_you_mean("pariss", ["local", "paris"]), Some("paris"));
+        assert_eq!(did_you_mean("zzz", ["local", "paris"]), None);
+    }
+
+    #[test]
+    fn labels_quote_odd_names() {
+        assert_eq!(table_label("targets", "paris"), "[targets.paris]");
+        assert_eq!(table_label("targets", "a b"), "[targets.\"a b\"]");
+    }
+}

@@ -1,1 +1,146 @@
-//! (in progress)
+//! Databases: the `Source` trait (one consistent snapshot as SQL text) and the
+//! `Destination` trait (restore that text), for PostgreSQL and SQLite.
+//!
+//! Both sides are blocking code meant to run on their own thread
+//! (`tokio::task::spawn_blocking`), joined to the async stages by bounded channels.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::io::Read;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+
+use crate::dump::{DumpError, DumpStats, RowTransform};
+
+pub use postgres::PgDatabase;
+pub use sqlite::SqliteDatabase;
+
+/// Errors of sources and destinations, naming the database and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{tool} failed ({status}) on {database}: {stderr}")]
+    Tool {
+        tool: String,
+        database: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "cannot run {tool}: {source} (is it installed and on PATH? set its path in the source config)"
+    )]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{database}: {message}")]
+    Database { database: String, message: String },
+    #[error("{database}: {source}")]
+    Dump {
+        database: String,
+        #[source]
+        source: DumpError,
+    },
+    #[error(
+        "destination {database} is not empty ({what}): restore into an empty database, or pass --force"
+    )]
+    NotEmpty { database: String, what: String },
+    #[error("{0}")]
+    Parse(#[from] DumpError),
+    #[error("the pipeline downstream stopped")]
+    Downstream,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where a source sends its SQL text, chunk by chunk.
+pub trait ChunkSink {
+    /// Sends one chunk; an error means the consumer is gone (stop dumping).
+    fn send(&mut self, chunk: Vec<u8>) -> Result<(), SourceError>;
+}
+
+/// A database that can be dumped as one consistent snapshot.
+pub trait Source: Send + Sync {
+    /// `postgres` or `sqlite`.
+    fn kind(&self) -> &'static str;
+    /// Name and version of the dump tool, for the manifest.
+    fn dump_tool(&self) -> Result<String, SourceError>;
+    /// Streams one consistent snapshot as SQL text through `transform` into `out`;
+    /// returns the per-table stats of what was sent. Blocking.
+    fn dump(
+        &self,
+        transform: &mut dyn RowTransform,
+        out: &mut dyn ChunkSink,
+    ) -> Result<DumpStats, SourceError>;
+}
+
+/// A database a backup can be restored into.
+pub trait Destination: Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// For messages (never holds a password).
+    fn describe(&self) -> String;
+    /// Refuses a destination that already holds tables. Blocking.
+    fn check_empty(&self) -> Result<(), SourceError>;
+    /// Starts loading SQL text. Blocking.
+    fn begin(&self) -> Result<Box<dyn RestoreSession>, SourceError>;
+    /// Row counts of the given `schema.table` names after a restore. Blocking.
+    fn count_rows(&self, tables: &[(String, String)]) -> Result<Vec<u64>, SourceError>;
+}
+
+/// One restore in progress: nothing is visible until `commit`.
+pub trait RestoreSession: Send {
+    fn write(&mut self, sql: &[u8]) -> Result<(), SourceError>;
+    /// End of the SQL text: what it held, checked before committing.
+    fn end_input(&mut self) -> Result<DumpStats, SourceError>;
+    fn commit(self: Box<Self>) -> Result<(), SourceError>;
+    fn abort(self: Box<Self>);
+}
+
+/// Keeps the last bytes a child process writes on stderr, on its own thread.
+#[derive(Clone, Default)]
+pub(crate) struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+const STDERR_KEEP: usize = 16 * 1024;
+
+impl StderrTail {
+    pub(crate) fn spawn(
+        &self,
+        mut pipe: impl Read + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let buf = self.0.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut b) = buf.lock() {
+                    b.extend_from_slice(&chunk[..n]);
+                    if b.len() > STDERR_KEEP {
+                        let cut = b.len() - STDERR_KEEP;
+                        b.drain(..cut);
+                    }
+                }
+            }
+        })
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let b = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let s = String::from_utf8_lossy(&b);
+        let s = s.trim();
+        if s.is_empty() {
+            "(no message)".to_owned()
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+pub(crate) fn status_text(status: ExitStatus) -> String {
+    match status.code() {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".to_owned(),
+    }
+}

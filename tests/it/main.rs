@@ -1,4 +1,6 @@
 //! One integration-test binary against real PostgreSQL and S3 servers
 //! (started by `scripts/test.sh`).
 
+mod fixture;
+mod store;
 mod support;

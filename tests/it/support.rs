@@ -25,7 +25,10 @@ pub fn s3_endpoints() -> Vec<String> {
         .split(',')
         .map(str::to_owned)
         .collect();
-    assert!(v.len() >= 2, "COFFRE_TEST_S3_ENDPOINTS must list two endpoints");
+    assert!(
+        v.len() >= 2,
+        "COFFRE_TEST_S3_ENDPOINTS must list two endpoints"
+    );
     v
 }
 

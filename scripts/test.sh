@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts PostgreSQL and two SeaweedFS
+# "regions", then runs cargo fmt --check, clippy and cargo test against them.
+#
+#   bash scripts/test.sh [ARGS...]      ARGS go to `cargo test --all-targets`
+#
+# Works from any directory, as root on a fresh Debian machine (apt, PyPI). Everything it
+# makes goes under ${COFFRE_TEST_HOME:-target/test-env}; it stops what it started.
+# COFFRE_TEST_PG=throwaway forces a throwaway PostgreSQL cluster even if 127.0.0.1:5432 answers.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEST_HOME=${COFFRE_TEST_HOME:-$ROOT/target/test-env}
+mkdir -p "$TEST_HOME" # a relative COFFRE_TEST_HOME is relative to the caller's directory
+TEST_HOME=$(cd "$TEST_HOME" && pwd)
+cd "$ROOT"
+COFFRE_SAY_PREFIX="[test.sh]"
+# shellcheck source=lib/services.sh source-path=SCRIPTDIR
+source "$ROOT/scripts/lib/services.sh"
+
+coffre_svc_init "$TEST_HOME"
+export COFFRE_TEST_HOME=$COFFRE_SVC_HOME
+
+on_exit() {
+    local rc=$?
+    set +e
+    coffre_svc_stop_all
+    if ((rc != 0)) && [[ ${CI:-} == true ]]; then
+        local f
+        for f in "$COFFRE_SVC_LOGS"/weed-*.log "$COFFRE_SVC_LOGS"/postgres.log; do
+            [[ -s $f ]] || continue
+            echo "---- last lines of $f"
+            tail -n 15 "$f"
+        done
+    fi
+    coffre_say "logs: $COFFRE_SVC_LOGS"
+    if ((rc == 0)); then coffre_say "OK"; else coffre_say "FAILED (exit $rc)"; fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. Tools.
+coffre_ensure_base_tools
+coffre_ensure_weed
+coffre_say "tools: age $(age --version), zstd $(zstd -q --version), sqlite3 $(sqlite3 --version | cut -d' ' -f1), weed $COFFRE_SEAWEEDFS_VERSION"
+
+# 2. PostgreSQL (exports COFFRE_TEST_PG_URL).
+coffre_pg_up
+
+# 3. Two S3 regions (exports COFFRE_TEST_S3_ENDPOINTS, _ACCESS_KEY, _SECRET_KEY).
+coffre_s3_up
+
+# 4. Shared seed for the cross-check.
+if [[ -d $ROOT/../shared/fixtures/billing ]]; then
+    COFFRE_TEST_SHARED_FIXTURES=$(cd "$ROOT/../shared/fixtures/billing" && pwd)
+    export COFFRE_TEST_SHARED_FIXTURES
+    coffre_say "shared fixtures: $COFFRE_TEST_SHARED_FIXTURES (cross-check runs)"
+else
+    unset COFFRE_TEST_SHARED_FIXTURES
+    coffre_say "NOTE: ../shared/fixtures/billing not found: the cross-check against the shared seed is NOT run"
+fi
+
+# 5. Checks and tests; the first failure stops the run.
+coffre_say "cargo fmt --check"
+cargo fmt --check
+coffre_say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+coffre_say "cargo test --all-targets${*:+ $*}"
+cargo test --all-targets "$@"

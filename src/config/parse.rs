@@ -1,0 +1,933 @@
+//! TOML text → typed [`Config`]: keys checked, defaults applied, paths resolved.
+//!
+//! The text is parsed into a spanned tree first, so every problem names its line. Each
+//! table is then checked for unknown keys (with a "did you mean"), its `type` read by
+//! hand, and the rest deserialized into a private raw struct with `deny_unknown_fields`.
+//! Required keys are checked here; values (ranges, names, URLs, references) are checked
+//! by [`super::validate`].
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::locate::{LineIndex, Locations};
+use super::{
+    CompressionConfig, Config, EncryptionConfig, FsTarget, PostgresSource, Problem, S3Target,
+    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+};
+
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "encryption",
+    "compression",
+    "targets",
+    "sources",
+];
+const TARGET_TYPES: &[&str] = &["s3", "fs"];
+const SOURCE_TYPES: &[&str] = &["postgres", "sqlite"];
+/// Types people will try that coffre knows of but does not support (yet).
+const SOURCE_TYPES_NOT_YET: &[&str] = &["mysql"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    recipients: Option<Vec<String>>,
+    identity_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompression {
+    level: Option<i64>,
+    threads: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    bucket: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    prefix: Option<String>,
+    access_key_id_env: Option<String>,
+    secret_access_key_env: Option<String>,
+    part_size_mib: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFs {
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    url: Option<String>,
+    password_file: Option<String>,
+    targets: Option<Vec<String>>,
+    owners_and_privileges: Option<bool>,
+    pg_dump: Option<String>,
+    psql: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSqlite {
+    path: Option<String>,
+    targets: Option<Vec<String>>,
+}
+
+/// Parses `text`, loaded from `file`, into a config and the line of every key; or every
+/// problem found on the way.
+pub(super) fn parse(text: &str, file: PathBuf) -> Result<(Config, Locations), Vec<Problem>> {
+    let lines = LineIndex::new(text);
+    let root = DeTable::parse(text).map_err(|e| vec![syntax_problem(text, &lines, &e)])?;
+    let locations = Locations::from_document(root.get_ref(), &lines);
+    let base_dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut parser = Parser {
+        lines: &lines,
+        base_dir: &base_dir,
+        problems: Vec::new(),
+    };
+    let config = parser.document(root.into_inner(), file);
+    match config {
+        Some(config) if parser.problems.is_empty() => Ok((config, locations)),
+        _ => Err(parser.problems),
+    }
+}
+
+fn syntax_problem(text: &str, lines: &LineIndex, error: &toml::de::Error) -> Problem {
+    let mut message = error.message().trim().to_lowercase();
+    if message == "duplicate key" {
+        message.push_str(": each key and each [table] may appear only once");
+    }
+    match error.span() {
+        Some(span) => Problem {
+            line: Some(lines.line(span.start)),
+            message: format!(
+                "invalid toml at column {}: {message}",
+                lines.column(text, span.start)
+            ),
+        },
+        None => Problem {
+            line: None,
+            message: format!("invalid toml: {message}"),
+        },
+    }
+}
+
+/// A table being read, for messages: `[targets.paris]` and its header line.
+struct Scope {
+    /// `None` for the top level of the document.
+    label: Option<String>,
+    line: Option<usize>,
+}
+
+impl Scope {
+    fn top() -> Self {
+        Scope {
+            label: None,
+            line: None,
+        }
+    }
+
+    /// `in [targets.paris]` or `at the top level`.
+    fn place(&self) -> String {
+        match &self.label {
+            Some(label) => format!("in {label}"),
+            None => "at the top level".to_owned(),
+        }
+    }
+}
+
+struct Parser<'a> {
+    lines: &'a LineIndex,
+    base_dir: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Parser<'_> {
+    fn report(&mut self, line: Option<usize>, message: String) {
+        self.problems.push(Problem { line, message });
+    }
+
+    fn line(&self, span: &Range<usize>) -> Option<usize> {
+        Some(self.lines.line(span.start))
+    }
+
+    fn scope(&self, label: String, key_span: &Range<usize>) -> Scope {
+        Scope {
+            label: Some(label),
+            line: self.line(key_span),
+        }
+    }
+
+    fn document(&mut self, mut root: DeTable<'_>, file: PathBuf) -> Option<Config> {
+        let top = Scope::top();
+        self.unknown_keys(&root, TOP_KEYS, &top);
+
+        let state_dir = match root.remove("state_dir") {
+            Some(value) => self.value::<String>(value, "state_dir", &top),
+            None => {
+                self.missing("state_dir", &top);
+                None
+            }
+        };
+
+        let encryption = match root.remove_entry("encryption") {
+            Some((key, value)) => {
+                let scope = self.scope("[encryption]".to_owned(), &key.span());
+                self.encryption(value, &scope)
+            }
+            None => {
+                self.report(
+                    None,
+                    "missing table [encryption]: add it with recipients = [\"age1...\"] \
+                     (run `coffre keygen` to make a recipient)"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+
+        let compression = match root.remove_entry("compression") {
+            Some((key, value)) => {
+                let scope = self.scope("[compression]".to_owned(), &key.span());
+                self.compression(value, &scope)
+            }
+            None => Some(CompressionConfig::default()),
+        };
+
+        let targets = self.named("targets", &mut root, Self::target);
+        let sources = self.named("sources", &mut root, Self::source);
+
+        Some(Config {
+            file,
+            state_dir: self.resolve(&state_dir?),
+            encryption: encryption?,
+            compression: compression?,
+            targets,
+            sources,
+        })
+    }
+
+    fn encryption(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        scope: &Scope,
+    ) -> Option<EncryptionConfig> {
+        let raw: RawEncryption = self.fields(value, scope, &[])?;
+        let recipients = self.require(raw.recipients, "recipients", scope)?;
+        Some(EncryptionConfig {
+            recipients,
+            identity_file: raw.identity_file.map(|p| self.resolve(&p)),
+        })
+    }
+
+    fn compression(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        scope: &Scope,
+    ) -> Option<CompressionConfig> {
+        let raw: RawCompression = self.fields(value, scope, &[])?;
+        let default = CompressionConfig::default();
+        // Out-of-range numbers are clamped to values that are still out of range, so that
+        // validation reports them with the allowed range.
+        Some(CompressionConfig {
+            level: raw.level.map_or(default.level, |level| {
+                i32::try_from(level).unwrap_or(if level < 0 { i32::MIN } else { i32::MAX })
+            }),
+            threads: raw.threads.map_or(default.threads, |threads| {
+                u32::try_from(threads).unwrap_or(u32::MAX)
+            }),
+        })
+    }
+
+    /// `[targets.*]` or `[sources.*]`: a table of named tables, each read by `read`.
+    fn named<T>(
+        &mut self,
+        section: &str,
+        root: &mut DeTable<'_>,
+        read: fn(&mut Self, Spanned<DeValue<'_>>, &Scope) -> Option<T>,
+    ) -> BTreeMap<String, T> {
+        let mut out = BTreeMap::new();
+        let Some((key, value)) = root.remove_entry(section) else {
+            return out;
+        };
+        let scope = self.scope(format!("[{section}]"), &key.span());
+        let Some(entries) = self.table(value, &scope) else {
+            return out;
+        };
+        for (name, value) in entries.into_inner() {
+            let scope = self.scope(table_label(section, name.get_ref()), &name.span());
+            if let Some(item) = read(self, value, &scope) {
+                out.insert(name.into_inner().into_owned(), item);
+            }
+        }
+        out
+    }
+
+    fn target(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<TargetConfig> {
+        let mut table = self.table(value, scope)?;
+        match self.kind(table.get_mut(), scope, TARGET_TYPES, &[])? {
+            "s3" => {
+                let raw: RawS3 = self.fields(table_value(table), scope, &["type"])?;
+                let bucket = self.require(raw.bucket, "bucket", scope)?;
+                Some(TargetConfig::S3(S3Target {
+                    bucket,
+                    region: raw.region.unwrap_or_else(|| "us-east-1".to_owned()),
+                    endpoint: raw.endpoint,
+                    prefix: raw.prefix.unwrap_or_default(),
+                    access_key_id_env: raw.access_key_id_env,
+                    secret_access_key_env: raw.secret_access_key_env,
+                    part_size_mib: raw
+                        .part_size_mib
+                        .map_or(8, |size| u64::try_from(size).unwrap_or(u64::MAX)),
+                }))
+            }
+            _ => {
+                let raw: RawFs = self.fields(table_value(table), scope, &["type"])?;
+                let path = self.require(raw.path, "path", scope)?;
+                Some(TargetConfig::Fs(FsTarget {
+                    path: self.resolve(&path),
+                }))
+            }
+        }
+    }
+
+    fn source(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<SourceConfig> {
+        let mut table = self.table(value, scope)?;
+        match self.kind(table.get_mut(), scope, SOURCE_TYPES, SOURCE_TYPES_NOT_YET)? {
+            "postgres" => {
+                let raw: RawPostgres = self.fields(table_value(table), scope, &["type"])?;
+                let url = self.require(raw.url, "url", scope);
+                let targets = self.require(raw.targets, "targets", scope);
+                Some(SourceConfig::Postgres(PostgresSource {
+                    url: url?,
+                    password_file: raw.password_file.map(|p| self.resolve(&p)),
+                    targets: targets?,
+                    owners_and_privileges: raw.owners_and_privileges.unwrap_or(false),
+                    pg_dump: self.program(raw.pg_dump.as_deref().unwrap_or("pg_dump")),
+                    psql: self.program(raw.psql.as_deref().unwrap_or("psql")),
+                }))
+            }
+            _ => {
+                let raw: RawSqlite = self.fields(table_value(table), scope, &["type"])?;
+                let path = self.require(raw.path, "path", scope);
+                let targets = self.require(raw.targets, "targets", scope);
+                Some(SourceConfig::Sqlite(SqliteSource {
+                    path: self.resolve(&path?),
+                    targets: targets?,
+                }))
+            }
+        }
+    }
+
+    /// Removes and checks `type`; returns it as one of `known`.
+    fn kind(
+        &mut self,
+        table: &mut DeTable<'_>,
+        scope: &Scope,
+        known: &'static [&'static str],
+        not_yet: &[&str],
+    ) -> Option<&'static str> {
+        let expected = known.join(", ");
+        let Some(value) = table.remove("type") else {
+            self.report(
+                scope.line,
+                format!(
+                    "missing key \"type\" {}: add type = \"{}\" (expected one of: {expected})",
+                    scope.place(),
+                    known.first().copied().unwrap_or_default(),
+                ),
+            );
+            return None;
+        };
+        let line = self.line(&value.span());
+        let Some(kind) = value.get_ref().as_str() else {
+            self.report(
+                line,
+                format!(
+                    "key \"type\" {} must be a string, one of: {expected}",
+                    scope.place()
+                ),
+            );
+            return None;
+        };
+        if let Some(&known) = known.iter().find(|&&k| k == kind) {
+            return Some(known);
+        }
+        let label = scope.label.as_deref().unwrap_or_default();
+        if not_yet.contains(&kind) {
+            let what = label
+                .trim_start_matches('[')
+                .split('.')
+                .next()
+                .unwrap_or_default();
+            self.report(
+                line,
+                format!(
+                    "{label}: {kind} {what} are not supported yet (supported types: {expected})"
+                ),
+            );
+            return None;
+        }
+        let mut message = format!("unknown type {kind:?} in {label} (expected one of: {expected}");
+        if let Some(close) = did_you_mean(kind, known.iter().copied()) {
+            message.push_str(&format!("; did you mean {close:?}?"));
+        }
+        message.push(')');
+        self.report(line, message);
+        None
+    }
+
+    /// The table inside `value`, or a problem saying it must be one.
+    fn table<'i>(
+        &mut self,
+        value: Spanned<DeValue<'i>>,
+        scope: &Scope,
+    ) -> Option<Spanned<DeTable<'i>>> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Table(table) => Some(Spanned::new(span, table)),
+            other => {
+                let label = scope.label.as_deref().unwrap_or_default();
+                let header = label.trim_start_matches('[').trim_end_matches(']');
+                self.report(
+                    self.line(&span),
+                    format!(
+                        "{header} must be a table, not {}: write {label} on a line of its own \
+                         followed by its keys",
+                        with_article(other.type_str())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks the keys of the table in `value` against the fields of `T` (and `extra`,
+    /// already removed), then deserializes it.
+    fn fields<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        scope: &Scope,
+        extra: &[&str],
+    ) -> Option<T> {
+        let mut table = self.table(value, scope)?;
+        let expected: Vec<&str> = extra.iter().chain(fields_of::<T>()).copied().collect();
+        let unknown = self.unknown_keys(table.get_ref(), &expected, scope);
+        for key in &unknown {
+            table.get_mut().remove(key.as_str());
+        }
+        let keys: Vec<(String, Range<usize>)> = table
+            .get_ref()
+            .iter()
+            .map(|(k, v)| (k.get_ref().to_string(), v.span()))
+            .collect();
+        match T::deserialize(ValueDeserializer::from(table_value(table))) {
+            // A misspelt key is likely a required one: reporting it missing too is noise.
+            Ok(raw) => unknown.is_empty().then_some(raw),
+            Err(error) => {
+                let offset = error.span().map(|span| span.start);
+                let key = offset.and_then(|offset| {
+                    keys.iter()
+                        .find(|(_, span)| span.contains(&offset))
+                        .map(|(key, _)| key.as_str())
+                });
+                let line = offset.and_then(|o| self.line(&(o..o))).or(scope.line);
+                self.report(line, type_message(error.message(), key, scope));
+                None
+            }
+        }
+    }
+
+    /// Deserializes one value of the top level.
+    fn value<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        key: &str,
+        scope: &Scope,
+    ) -> Option<T> {
+        let line = self.line(&value.span());
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.report(line, type_message(error.message(), Some(key), scope));
+                None
+            }
+        }
+    }
+
+    /// Reports every key of `table` not in `expected`, and returns them.
+    fn unknown_keys(
+        &mut self,
+        table: &DeTable<'_>,
+        expected: &[&str],
+        scope: &Scope,
+    ) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for key in table.keys() {
+            let name = key.get_ref();
+            if expected.contains(&name.as_ref()) {
+                continue;
+            }
+            let mut message = format!(
+                "unknown key {name:?} {} (expected one of: {}",
+                scope.place(),
+                expected.join(", ")
+            );
+            if let Some(close) = did_you_mean(name, expected.iter().copied()) {
+                message.push_str(&format!("; did you mean {close:?}?"));
+            }
+            message.push(')');
+            if scope.label.is_some() && TOP_KEYS.contains(&name.as_ref()) {
+                message.push_str(&format!(
+                    "; keys after a [table] header belong to that table: move {name} above \
+                     the first [table]"
+                ));
+            }
+            self.report(self.line(&key.span()), message);
+            unknown.push(name.to_string());
+        }
+        unknown
+    }
+
+    fn require<T>(&mut self, value: Option<T>, key: &str, scope: &Scope) -> Option<T> {
+        if value.is_none() {
+            self.missing(key, scope);
+        }
+        value
+    }
+
+    fn missing(&mut self, key: &str, scope: &Scope) {
+        let example = match key {
+            "state_dir" => "\"/var/lib/coffre\"",
+            "recipients" => "[\"age1...\"]",
+            "bucket" => "\"my-backups\"",
+            "path" => "\"/var/backups/coffre\"",
+            "url" => "\"postgres://backup@db.internal:5432/billing\"",
+            "targets" => "[\"local\"]",
+            _ => "...",
+        };
+        let mut message = format!(
+            "missing key {key:?} {}: add {key} = {example}",
+            scope.place()
+        );
+        if scope.label.is_none() {
+            message.push_str(" above the first [table]");
+        }
+        self.report(scope.line, message);
+    }
+
+    /// A path from the config, relative to the config file's directory. Empty paths and
+    /// paths starting with `~` are kept as written, for validation to reject.
+    fn resolve(&self, raw: &str) -> PathBuf {
+        if raw.is_empty() || raw.starts_with('~') {
+            return PathBuf::from(raw);
+        }
+        self.base_dir
+            .join(raw)
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    }
+
+    /// A program: a bare name is kept for a `PATH` lookup, any other path is resolved.
+    fn program(&self, raw: &str) -> PathBuf {
+        if Path::new(raw).components().count() == 1 && !Path::new(raw).has_root() {
+            PathBuf::from(raw)
+        } else {
+            self.resolve(raw)
+        }
+    }
+}
+
+/// `an integer`, `a string`.
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
+}
+
+fn table_value(table: Spanned<DeTable<'_>>) -> Spanned<DeValue<'_>> {
+    let span = table.span();
+    Spanned::new(span, DeValue::Table(table.into_inner()))
+}
+
+/// Rewrites a serde type error in the terms of the config file.
+fn type_message(message: &str, key: Option<&str>, scope: &Scope) -> String {
+    let subject = match key {
+        Some(key) => format!("key {key:?} {}", scope.place()),
+        None => scope.place().trim_start_matches("in ").to_owned(),
+    };
+    let Some(detail) = message.strip_prefix("invalid type: ") else {
+        return format!("{subject} has an invalid value: {}", message.to_lowercase());
+    };
+    let detail = detail
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array");
+    let (found, expected) = detail.split_once(", expected ").unwrap_or((&detail, ""));
+    let fix = if found.starts_with("string")
+        && (expected.contains("integer") || expected.contains("boolean"))
+    {
+        " (remove the quotes)"
+    } else if expected == "a string" && !found.starts_with("sequence") {
+        " (put it in quotes)"
+    } else if expected == "an array" && found.starts_with("string") {
+        " (write a list: [\"...\"])"
+    } else {
+        ""
+    };
+    format!("{subject} has the wrong type: found {detail}{fix}")
+}
+
+/// The field names of a struct deriving `Deserialize`, as serde sees them.
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Capture<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Capture<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only structs are captured"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("captured"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    // The error is expected: capturing stops deserialization at the first call.
+    let _ = T::deserialize(Capture(&mut fields));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, EXAMPLE};
+
+    /// The error message for `text`, which must fail to load.
+    fn error(text: &str) -> String {
+        match Config::from_str_at(text, Path::new("/etc/coffre.toml")) {
+            Ok(_) => panic!("config loaded:\n{text}"),
+            Err(e @ ConfigError::Invalid { .. }) => e.to_string(),
+            Err(e) => panic!("not a validation error: {e}"),
+        }
+    }
+
+    /// The 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle:?} not in text"))
+    }
+
+    #[test]
+    fn fields_are_captured_in_declaration_order() {
+        assert_eq!(
+            fields_of::<RawS3>(),
+            [
+                "bucket",
+                "region",
+                "endpoint",
+                "prefix",
+                "access_key_id_env",
+                "secret_access_key_env",
+                "part_size_mib"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_expected_keys_and_suggestion() {
+        let text = EXAMPLE.replace("bucket = \"billing-paris\"", "bukket = \"billing-paris\"");
+        let line = line_of(&text, "bukket");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{line}: unknown key \"bukket\" in [targets.paris] \
+                 (expected one of: type, bucket, region, endpoint, prefix, access_key_id_env, \
+                 secret_access_key_env, part_size_mib; did you mean \"bucket\"?)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_misspelt_required_key_is_not_also_reported_missing() {
+        let text = EXAMPLE.replace("recipients = [", "recipientz = [");
+        let err = error(&text);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("did you mean \"recipients\"?"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_everywhere_are_all_reported() {
+        let text = EXAMPLE
+            .replace("state_dir =", "stat_dir =")
+            .replace("threads = 2", "thread = 2")
+            .replace(
+                "targets = [\"local\"]",
+                "targets = [\"local\"]\npth = \"x\"",
+            );
+        let err = error(&text);
+        assert!(
+            err.contains(&format!(
+                ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
+             encryption, compression, targets, sources; did you mean \"state_dir\"?)",
+                line_of(&text, "stat_dir")
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                ":{}: unknown key \"thread\" in [compression]",
+                line_of(&text, "thread =")
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets; \
+             did you mean \"path\"?)",
+                line_of(&text, "pth")
+            )),
+            "{err}"
+        );
+        // state_dir is then missing too: reported without a line.
+        assert!(
+            err.contains("config /etc/coffre.toml: missing key \"state_dir\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn top_level_key_below_a_table_is_explained() {
+        let text = EXAMPLE.replace("state_dir = \"/var/lib/coffre\"\n", "")
+            + "state_dir = \"/var/lib/coffre\"\n";
+        let err = error(&text);
+        assert!(
+            err.contains("unknown key \"state_dir\" in [sources.demo]"),
+            "{err}"
+        );
+        assert!(
+            err.contains("move state_dir above the first [table]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_key_is_reported_at_the_table_header() {
+        let text = EXAMPLE.replace("bucket = \"billing-paris\"\n", "");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: missing key \"bucket\" in [targets.paris]: \
+                 add bucket = \"my-backups\"",
+                line_of(&text, "[targets.paris]")
+            )
+        );
+        let text = EXAMPLE.replace("targets = [\"local\"]\n", "");
+        let err = error(&text);
+        assert!(
+            err.contains(&format!(
+                ":{}: missing key \"targets\" in [sources.demo]: add targets = [\"local\"]",
+                line_of(&text, "[sources.demo]")
+            )),
+            "{err}"
+        );
+        let start = EXAMPLE.find("recipients = [").expect("marker in the text");
+        let end = start + EXAMPLE[start..].find("]\n").expect("marker in the text") + 2;
+        let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+        let err = error(&text);
+        assert!(
+            err.contains(&format!(
+                ":{}: missing key \"recipients\" in [encryption]",
+                line_of(&text, "[encryption]")
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_encryption_table() {
+        let start = EXAMPLE.find("[encryption]").expect("marker in the text");
+        let end = EXAMPLE
+            .find("# Optional section.")
+            .expect("marker in the text");
+        let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+        let err = error(&text);
+        assert!(
+            err.starts_with(
+                "config /etc/coffre.toml: missing table [encryption]: add it with recipients"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let text = EXAMPLE.replace("region = \"eu-west-3\"", "region = eu-west-3");
+        let line = line_of(&text, "region = eu-west-3");
+        let err = error(&text);
+        assert!(
+            err.starts_with(&format!(
+                "config /etc/coffre.toml:{line}: invalid toml at column 10: "
+            )),
+            "{err}"
+        );
+        let text = format!("{EXAMPLE}\n[targets.local]\ntype = \"fs\"\n");
+        let err = error(&text);
+        assert!(
+            err.contains("duplicate key: each key and each [table] may appear only once"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_line() {
+        let text = EXAMPLE.replace("level = 3 ", "level = \"3\"");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: key \"level\" in [compression] has the wrong type: \
+                 found string \"3\", expected an integer (remove the quotes)",
+                line_of(&text, "level = \"3\"")
+            )
+        );
+        let text = EXAMPLE.replace("targets = [\"local\"]", "targets = \"local\"");
+        let err = error(&text);
+        assert!(err.contains(&format!(
+            ":{}: key \"targets\" in [sources.demo] has the wrong type: found string \"local\", \
+             expected an array (write a list: [\"...\"])",
+            line_of(&text, "targets = \"local\"")
+        )), "{err}");
+        let text = EXAMPLE.replace("bucket = \"billing-paris\"", "bucket = 12");
+        let err = error(&text);
+        assert!(
+            err.contains(&format!(
+                ":{}: key \"bucket\" in [targets.paris] has the wrong type: found integer `12`, \
+             expected a string (put it in quotes)",
+                line_of(&text, "bucket = 12")
+            )),
+            "{err}"
+        );
+        let text = EXAMPLE.replace("state_dir = \"/var/lib/coffre\"", "state_dir = 1");
+        let err = error(&text);
+        assert!(
+            err.contains(":5: key \"state_dir\" at the top level has the wrong type"),
+            "{err}"
+        );
+        let text = EXAMPLE.replace(
+            "owners_and_privileges = false",
+            "owners_and_privileges = \"no\"",
+        );
+        let err = error(&text);
+        assert!(
+            err.contains("expected a boolean (remove the quotes)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_table() {
+        let text = "state_dir = \"/s\"\ncompression = 3\ntargets = [\"local\"]\n\
+                    [encryption]\nrecipients = []\n[sources.x]\ntype = \"sqlite\"\n\
+                    path = \"x.db\"\ntargets = [\"local\"]\n";
+        let err = error(text);
+        assert!(
+            err.contains(
+                "config /etc/coffre.toml:2: compression must be a table, not an integer: \
+                 write [compression] on a line of its own followed by its keys"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("config /etc/coffre.toml:3: targets must be a table, not an array"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mysql_is_not_supported_yet() {
+        let text = EXAMPLE.replace("type = \"sqlite\"", "type = \"mysql\"");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: [sources.demo]: mysql sources are not supported yet \
+                 (supported types: postgres, sqlite)",
+                line_of(&text, "type = \"mysql\"")
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_types() {
+        let text = EXAMPLE.replace("type = \"s3\"", "type = \"s4\"");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: unknown type \"s4\" in [targets.paris] \
+                 (expected one of: s3, fs; did you mean \"s3\"?)",
+                line_of(&text, "type = \"s4\"")
+            )
+        );
+        let text = EXAMPLE.replace("type = \"postgres\"\n", "");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: missing key \"type\" in [sources.billing]: \
+                 add type = \"postgres\" (expected one of: postgres, sqlite)",
+                line_of(&text, "[sources.billing]")
+            )
+        );
+    }
+
+    #[test]
+    fn paths_resolve_against_the_config_directory() {
+        let base = Path::new("/etc/coffre");
+        let parser = Parser {
+            lines: &LineIndex::new(""),
+            base_dir: base,
+            problems: Vec::new(),
+        };
+        assert_eq!(parser.resolve("a/./b"), Path::new("/etc/coffre/a/b"));
+        assert_eq!(parser.resolve("./a"), Path::new("/etc/coffre/a"));
+        assert_eq!(parser.resolve("/abs"), Path::new("/abs"));
+        assert_eq!(parser.resolve("~/x"), Path::new("~/x"));
+        assert_eq!(parser.resolve(""), Path::new(""));
+        assert_eq!(parser.program("pg_dump"), Path::new("pg_dump"));
+        assert_eq!(
+            parser.program("./pg_dump"),
+            Path::new("/etc/coffre/pg_dump")
+        );
+        assert_eq!(parser.program("/usr/bin/psql"), Path::new("/usr/bin/psql"));
+    }
+}

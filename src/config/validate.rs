@@ -1,0 +1,811 @@
+//! Pure checks of a parsed [`Config`]: no file is opened, no network is touched.
+//!
+//! Every problem is collected, each with the line of the offending key (from
+//! [`Locations`]) and a message naming the fix.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr as _;
+
+use super::locate::Locations;
+use super::{
+    Config, PostgresSource, Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
+};
+
+/// zstd levels accepted in `[compression] level`.
+pub(super) const LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
+/// Worker threads accepted in `[compression] threads`.
+pub(super) const THREADS: std::ops::RangeInclusive<u32> = 0..=64;
+/// S3 multipart part sizes accepted in `part_size_mib` (S3's minimum part is 5 MiB).
+pub(super) const PART_SIZES_MIB: std::ops::RangeInclusive<u64> = 5..=512;
+
+/// Every problem with `config`, unsorted; empty when it is valid.
+pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
+    let mut v = Validator {
+        at,
+        problems: Vec::new(),
+    };
+    v.path(&config.state_dir, &["state_dir"], "state_dir");
+    v.encryption(config);
+    v.compression(config);
+
+    if config.targets.is_empty() {
+        v.report(
+            &["targets"],
+            "no targets defined: add at least one, e.g. [targets.local] with type = \"fs\" \
+             and path = \"/var/backups/coffre\""
+                .to_owned(),
+        );
+    }
+    for (name, target) in &config.targets {
+        v.name("targets", name);
+        match target {
+            TargetConfig::S3(s3) => v.s3(name, s3),
+            TargetConfig::Fs(fs) => v.path(&fs.path, &["targets", name, "path"], "path"),
+        }
+    }
+
+    if config.sources.is_empty() {
+        v.report(
+            &["sources"],
+            "no sources defined: add at least one, e.g. [sources.billing] with type = \
+             \"postgres\", url and targets"
+                .to_owned(),
+        );
+    }
+    for (name, source) in &config.sources {
+        v.name("sources", name);
+        v.source_targets(name, source.targets(), &config.targets);
+        match source {
+            SourceConfig::Postgres(pg) => v.postgres(name, pg),
+            SourceConfig::Sqlite(sqlite) => {
+                v.path(&sqlite.path, &["sources", name, "path"], "path");
+            }
+        }
+    }
+    v.problems
+}
+
+struct Validator<'a> {
+    at: &'a Locations,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn report(&mut self, path: &[&str], message: String) {
+        let line = self.at.line(path);
+        self.problems.push(Problem { line, message });
+    }
+
+    fn report_item(&mut self, path: &[&str], item: usize, message: String) {
+        let line = self.at.item_line(path, item);
+        self.problems.push(Problem { line, message });
+    }
+
+    fn path(&mut self, path: &Path, at: &[&str], key: &str) {
+        let text = path.to_string_lossy();
+        if text.is_empty() {
+            self.report(at, format!("{key} is empty: give a path"));
+        } else if text.starts_with('~') {
+            self.report(
+                at,
+                format!(
+                    "{key} {text:?} starts with \"~\", which is not expanded: write the full path"
+                ),
+            );
+        }
+    }
+
+    fn encryption(&mut self, config: &Config) {
+        let encryption = &config.encryption;
+        if encryption.recipients.is_empty() {
+            self.report(
+                &["encryption", "recipients"],
+                "[encryption] recipients is empty: add at least one age recipient \
+                 (run `coffre keygen` to make one)"
+                    .to_owned(),
+            );
+        }
+        for (i, recipient) in encryption.recipients.iter().enumerate() {
+            if let Some(message) = recipient_problem(recipient) {
+                self.report_item(&["encryption", "recipients"], i, message);
+            }
+        }
+        if let Some(identity) = &encryption.identity_file {
+            self.path(identity, &["encryption", "identity_file"], "identity_file");
+        }
+    }
+
+    fn compression(&mut self, config: &Config) {
+        let compression = &config.compression;
+        if !LEVELS.contains(&compression.level) {
+            self.report(
+                &["compression", "level"],
+                format!(
+                    "[compression] level must be between {} and {} (1 = fastest, 19 = smallest; \
+                     default 3)",
+                    LEVELS.start(),
+                    LEVELS.end()
+                ),
+            );
+        }
+        if !THREADS.contains(&compression.threads) {
+            self.report(
+                &["compression", "threads"],
+                format!(
+                    "[compression] threads must be between {} and {} (0 = single-threaded; \
+                     default 2)",
+                    THREADS.start(),
+                    THREADS.end()
+                ),
+            );
+        }
+    }
+
+    /// Names of targets and sources become parts of object keys.
+    fn name(&mut self, section: &str, name: &str) {
+        if is_valid_name(name) {
+            return;
+        }
+        let kind = section.trim_end_matches('s');
+        self.report(
+            &[section, name],
+            format!(
+                "{kind} name {name:?} in {} is not allowed: use 1 to 63 lowercase letters, \
+                 digits, \"_\" or \"-\", starting with a letter or digit (names become part of \
+                 object keys)",
+                table_label(section, name)
+            ),
+        );
+    }
+
+    fn s3(&mut self, name: &str, s3: &S3Target) {
+        let at = |key| ["targets", name, key];
+        if let Some(reason) = bucket_problem(&s3.bucket) {
+            self.report(
+                &at("bucket"),
+                format!(
+                    "bucket {:?} is not a valid s3 bucket name: it {reason}; use 3 to 63 \
+                     lowercase letters, digits, dots and hyphens, starting and ending with a \
+                     letter or digit",
+                    s3.bucket
+                ),
+            );
+        }
+        let region_ok = !s3.region.is_empty()
+            && s3
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !region_ok {
+            self.report(
+                &at("region"),
+                format!(
+                    "region {:?} is not a region name: write one like \"eu-west-3\", or remove \
+                     it for \"us-east-1\"",
+                    s3.region
+                ),
+            );
+        }
+        if let Some(endpoint) = &s3.endpoint
+            && let Some(message) = endpoint_problem(endpoint)
+        {
+            self.report(&at("endpoint"), message);
+        }
+        if !s3.prefix.is_empty() {
+            if s3.prefix.starts_with('/') {
+                let fixed = format!("{}/", s3.prefix.trim_matches('/'));
+                self.report(
+                    &at("prefix"),
+                    format!(
+                        "prefix {:?} must not start with \"/\": write {fixed:?}",
+                        s3.prefix
+                    ),
+                );
+            } else if !s3.prefix.ends_with('/') {
+                self.report(
+                    &at("prefix"),
+                    format!(
+                        "prefix {:?} must end with \"/\": write \"{}/\"",
+                        s3.prefix, s3.prefix
+                    ),
+                );
+            }
+        }
+        for (key, value) in [
+            ("access_key_id_env", &s3.access_key_id_env),
+            ("secret_access_key_env", &s3.secret_access_key_env),
+        ] {
+            if let Some(value) = value
+                && let Some(message) = env_name_problem(key, value)
+            {
+                self.report(&at(key), message);
+            }
+        }
+        match (&s3.access_key_id_env, &s3.secret_access_key_env) {
+            (Some(_), None) | (None, Some(_)) => {
+                let (set, unset) = if s3.access_key_id_env.is_some() {
+                    ("access_key_id_env", "secret_access_key_env")
+                } else {
+                    ("secret_access_key_env", "access_key_id_env")
+                };
+                self.report(
+                    &at(set),
+                    format!(
+                        "{} sets {set} but not {unset}: set both, or neither to use the default \
+                         aws credential chain",
+                        table_label("targets", name)
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if !PART_SIZES_MIB.contains(&s3.part_size_mib) {
+            self.report(
+                &at("part_size_mib"),
+                format!(
+                    "part_size_mib must be between {} and {} (s3 parts are at least 5 MiB; \
+                     default 8)",
+                    PART_SIZES_MIB.start(),
+                    PART_SIZES_MIB.end()
+                ),
+            );
+        }
+    }
+
+    fn postgres(&mut self, name: &str, pg: &PostgresSource) {
+        let at = |key| ["sources", name, key];
+        for message in postgres_url_problems(&pg.url) {
+            self.report(&at("url"), message);
+        }
+        if let Some(file) = &pg.password_file {
+            self.path(file, &at("password_file"), "password_file");
+        }
+        self.path(&pg.pg_dump, &at("pg_dump"), "pg_dump");
+        self.path(&pg.psql, &at("psql"), "psql");
+    }
+
+    fn source_targets(
+        &mut self,
+        name: &str,
+        targets: &[String],
+        defined_targets: &BTreeMap<String, TargetConfig>,
+    ) {
+        let path = ["sources", name, "targets"];
+        let known: Vec<String> = defined_targets.keys().cloned().collect();
+        if targets.is_empty() {
+            let example = known.first().map_or("local", String::as_str);
+            self.report(
+                &path,
+                format!(
+                    "source {name:?} has no targets: name at least one, e.g. targets = \
+                     [{example:?}] ({})",
+                    defined("targets", "", &known)
+                ),
+            );
+        }
+        for (i, target) in targets.iter().enumerate() {
+            if targets[..i].contains(target) {
+                self.report_item(
+                    &path,
+                    i,
+                    format!("source {name:?} names target {target:?} twice: remove one"),
+                );
+            } else if !defined_targets.contains_key(target) {
+                self.report_item(
+                    &path,
+                    i,
+                    format!(
+                        "source {name:?} names target {target:?}, which is not defined ({})",
+                        defined("targets", target, &known)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]{0,62}`.
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first_ok
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn recipient_problem(recipient: &str) -> Option<String> {
+    if recipient.starts_with("AGE-SECRET-KEY-") {
+        // Never echo a secret key.
+        return Some(
+            "this recipient is an age secret key, not a recipient: remove it from the config \
+             now, and write its public recipient (`age-keygen -y` prints it) instead"
+                .to_owned(),
+        );
+    }
+    let error = age::x25519::Recipient::from_str(recipient).err()?;
+    let hint = if recipient.starts_with("ssh-") {
+        "ssh keys are not supported, only age X25519 recipients (\"age1...\")"
+    } else if recipient.starts_with("age1") && recipient.len() > 62 {
+        "plugin and post-quantum recipients are not supported, only age X25519 recipients"
+    } else {
+        "a recipient is \"age1\" followed by 58 letters and digits (run `coffre keygen` to make one)"
+    };
+    Some(format!(
+        "recipient {recipient:?} is not a valid age X25519 recipient: {}; {hint}",
+        error.to_lowercase()
+    ))
+}
+
+/// Why `bucket` is not an S3 bucket name, as "it …" would finish the sentence.
+fn bucket_problem(bucket: &str) -> Option<&'static str> {
+    let bytes = bucket.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !(3..=63).contains(&bytes.len()) {
+        Some("must be 3 to 63 characters long")
+    } else if !bytes.iter().all(|b| alnum(b) || *b == b'.' || *b == b'-') {
+        Some("may contain only lowercase letters, digits, dots and hyphens")
+    } else if !bytes.first().is_some_and(alnum) || !bytes.last().is_some_and(alnum) {
+        Some("must start and end with a letter or digit")
+    } else if bucket.contains("..") {
+        Some("must not contain two dots in a row")
+    } else if bucket.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some("must not look like an ip address")
+    } else {
+        None
+    }
+}
+
+/// The URL is never echoed: it could carry credentials.
+fn endpoint_problem(endpoint: &str) -> Option<String> {
+    let example = "write it like \"https://s3.example.com\" or \"http://127.0.0.1:8333\"";
+    let url = match url::Url::parse(endpoint) {
+        Ok(url) => url,
+        Err(e) => {
+            return Some(format!(
+                "endpoint is not a valid url ({}): {example}",
+                e.to_string().to_lowercase()
+            ));
+        }
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Some(format!(
+            "endpoint must be an http or https url, not {}: {example}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Some(format!("endpoint has no host: {example}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some(
+            "endpoint must not contain credentials: name environment variables in \
+             access_key_id_env and secret_access_key_env instead"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// `value` must name an environment variable, never hold the secret itself.
+fn env_name_problem(key: &str, value: &str) -> Option<String> {
+    let looks_like_key_id = (value.starts_with("AKIA") || value.starts_with("ASIA"))
+        && value.len() == 20
+        && value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let mut chars = value.chars();
+    let is_name = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if looks_like_key_id || !is_name {
+        // Never echo the value: it may well be the secret.
+        Some(format!(
+            "{key} must be the name of an environment variable (letters, digits and \"_\", not \
+             starting with a digit), never the credential itself: write e.g. {key} = \
+             \"PARIS_{}\" and export that variable",
+            if key.starts_with("access") {
+                "KEY_ID"
+            } else {
+                "SECRET"
+            }
+        ))
+    } else {
+        None
+    }
+}
+
+/// The URL is never echoed: it could carry a password.
+fn postgres_url_problems(url: &str) -> Vec<String> {
+    let example = "write it like \"postgres://backup@db.internal:5432/billing\"";
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return vec![format!(
+                "url is not a valid url ({}): {example}",
+                e.to_string().to_lowercase()
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        problems.push(format!(
+            "url must start with postgres:// or postgresql://, not {}://: {example}",
+            parsed.scheme()
+        ));
+    }
+    let password_in_query = parsed.query_pairs().any(|(key, _)| key == "password");
+    if parsed.password().is_some() || password_in_query {
+        problems.push(
+            "url must not contain a password: use PGPASSWORD, PGPASSFILE or password_file"
+                .to_owned(),
+        );
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, EXAMPLE};
+
+    /// The error message for `text`, which must fail validation.
+    fn error(text: &str) -> String {
+        match Config::from_str_at(text, Path::new("x.toml")) {
+            Ok(_) => panic!("config loaded:\n{text}"),
+            Err(e @ ConfigError::Invalid { .. }) => e.to_string(),
+            Err(e) => panic!("not a validation error: {e}"),
+        }
+    }
+
+    /// The 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle:?} not in text"))
+    }
+
+    /// Asserts `text` fails with `message` on the line containing `needle`.
+    #[track_caller]
+    fn assert_fails(text: &str, needle: &str, message: &str) {
+        let err = error(text);
+        let expected = format!("config x.toml:{}: {message}", line_of(text, needle));
+        assert!(
+            err.lines().any(|l| l.starts_with(&expected)),
+            "expected a line starting with\n  {expected}\ngot\n  {err}"
+        );
+    }
+
+    const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    #[test]
+    fn empty_recipients() {
+        let text = EXAMPLE.replace(&format!("    \"{RECIPIENT}\",\n"), "");
+        assert_fails(
+            &text,
+            "recipients = [",
+            "[encryption] recipients is empty: add at least one age recipient \
+             (run `coffre keygen` to make one)",
+        );
+    }
+
+    #[test]
+    fn invalid_recipient_names_its_own_line() {
+        let text = EXAMPLE.replace(
+            &format!("    \"{RECIPIENT}\",\n"),
+            &format!("    \"{RECIPIENT}\",\n    \"age1xyz\",\n"),
+        );
+        assert_fails(
+            &text,
+            "\"age1xyz\"",
+            "recipient \"age1xyz\" is not a valid age X25519 recipient: ",
+        );
+        assert!(error(&text).contains("run `coffre keygen` to make one"));
+    }
+
+    #[test]
+    fn secret_key_as_recipient_is_not_echoed() {
+        let secret = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+        let text = EXAMPLE.replace(RECIPIENT, secret);
+        assert_fails(&text, secret, "this recipient is an age secret key");
+        assert!(!error(&text).contains(secret));
+    }
+
+    #[test]
+    fn ssh_recipient_is_explained() {
+        let text = EXAMPLE.replace(RECIPIENT, "ssh-ed25519 AAAAC3Nza");
+        assert!(error(&text).contains("ssh keys are not supported"));
+    }
+
+    #[test]
+    fn undefined_target() {
+        let text = EXAMPLE.replace(
+            "targets = [\"paris\", \"local\"]",
+            "targets = [\"pariss\", \"local\"]",
+        );
+        assert_fails(
+            &text,
+            "\"pariss\"",
+            "source \"billing\" names target \"pariss\", which is not defined \
+             (defined targets: local, paris; did you mean \"paris\"?)",
+        );
+    }
+
+    #[test]
+    fn undefined_target_on_a_multi_line_list() {
+        let text = EXAMPLE.replace(
+            "targets = [\"paris\", \"local\"]",
+            "targets = [\n  \"paris\",\n  \"nowhere\",\n]",
+        );
+        assert_fails(
+            &text,
+            "\"nowhere\"",
+            "source \"billing\" names target \"nowhere\", which is not defined \
+             (defined targets: local, paris)",
+        );
+    }
+
+    #[test]
+    fn duplicate_and_empty_targets() {
+        let text = EXAMPLE.replace(
+            "targets = [\"paris\", \"local\"]",
+            "targets = [\"local\", \"local\"]",
+        );
+        assert_fails(
+            &text,
+            "[\"local\", \"local\"]",
+            "source \"billing\" names target \"local\" twice: remove one",
+        );
+        let text = EXAMPLE.replace("targets = [\"local\"]", "targets = []");
+        assert_fails(
+            &text,
+            "targets = []",
+            "source \"demo\" has no targets: name at least one, e.g. targets = [\"local\"] \
+             (defined targets: local, paris)",
+        );
+    }
+
+    #[test]
+    fn password_in_url() {
+        let text = EXAMPLE.replace("postgres://backup@db", "postgres://backup:hunter2@db");
+        assert_fails(
+            &text,
+            "hunter2",
+            "url must not contain a password: use PGPASSWORD, PGPASSFILE or password_file",
+        );
+        assert!(
+            !error(&text).contains("hunter2"),
+            "the password is never echoed"
+        );
+        let text = EXAMPLE.replace("5432/billing\"", "5432/billing?password=hunter2\"");
+        assert_fails(&text, "hunter2", "url must not contain a password");
+    }
+
+    #[test]
+    fn url_scheme_and_syntax() {
+        let text = EXAMPLE.replace("postgres://backup@db", "mysql://backup@db");
+        assert_fails(
+            &text,
+            "mysql://",
+            "url must start with postgres:// or postgresql://, not mysql://",
+        );
+        let text = EXAMPLE.replace(
+            "\"postgres://backup@db.internal:5432/billing\"",
+            "\"host=db dbname=billing\"",
+        );
+        assert_fails(
+            &text,
+            "host=db",
+            "url is not a valid url (relative url without a base)",
+        );
+    }
+
+    #[test]
+    fn names_must_fit_in_object_keys() {
+        let text = EXAMPLE
+            .replace("[targets.paris]", "[targets.Paris]")
+            .replace("\"paris\", \"local\"", "\"Paris\", \"local\"");
+        assert_fails(
+            &text,
+            "[targets.Paris]",
+            "target name \"Paris\" in [targets.Paris] is not allowed: use 1 to 63 lowercase letters",
+        );
+        let text = EXAMPLE.replace("[sources.demo]", "[sources.\"my demo\"]");
+        assert_fails(
+            &text,
+            "my demo",
+            "source name \"my demo\" in [sources.\"my demo\"] is not allowed",
+        );
+        assert!(is_valid_name("a"));
+        assert!(is_valid_name("eu-west_3"));
+        assert!(is_valid_name(&"a".repeat(63)));
+        assert!(!is_valid_name(&"a".repeat(64)));
+        assert!(!is_valid_name("-a"));
+        assert!(!is_valid_name("_a"));
+        assert!(!is_valid_name(""));
+    }
+
+    #[test]
+    fn at_least_one_target_and_one_source() {
+        let start = EXAMPLE.find("# Targets are").expect("marker in the text");
+        let text = EXAMPLE[..start].to_owned();
+        let err = error(&text);
+        assert!(
+            err.contains("config x.toml: no targets defined: add at least one"),
+            "{err}"
+        );
+        assert!(
+            err.contains("config x.toml: no sources defined: add at least one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bucket_names() {
+        let text = EXAMPLE.replace("bucket = \"billing-paris\"", "bucket = \"Billing_Paris\"");
+        assert_fails(
+            &text,
+            "Billing_Paris",
+            "bucket \"Billing_Paris\" is not a valid s3 bucket name: it may contain only lowercase \
+             letters, digits, dots and hyphens; use 3 to 63",
+        );
+        assert_eq!(
+            bucket_problem("ab"),
+            Some("must be 3 to 63 characters long")
+        );
+        assert_eq!(
+            bucket_problem("-ab"),
+            Some("must start and end with a letter or digit")
+        );
+        assert_eq!(
+            bucket_problem("a..b"),
+            Some("must not contain two dots in a row")
+        );
+        assert_eq!(
+            bucket_problem("192.168.1.1"),
+            Some("must not look like an ip address")
+        );
+        assert_eq!(bucket_problem("billing.paris-1"), None);
+    }
+
+    #[test]
+    fn endpoints() {
+        let with = |endpoint: &str| {
+            EXAMPLE.replace(
+                "# endpoint = \"http://127.0.0.1:8333\"",
+                &format!("endpoint = {endpoint:?}"),
+            )
+        };
+        assert!(Config::from_str_at(&with("http://127.0.0.1:8333"), Path::new("x.toml")).is_ok());
+        assert!(Config::from_str_at(&with("https://s3.example.com/"), Path::new("x.toml")).is_ok());
+        assert_fails(
+            &with("ftp://s3.example.com"),
+            "endpoint =",
+            "endpoint must be an http or https url, not ftp",
+        );
+        assert_fails(
+            &with("s3.example.com"),
+            "endpoint =",
+            "endpoint is not a valid url",
+        );
+        let text = with("https://key:secret@s3.example.com");
+        assert_fails(&text, "endpoint =", "endpoint must not contain credentials");
+        assert!(!error(&text).contains("secret@"));
+    }
+
+    #[test]
+    fn prefixes() {
+        let text = EXAMPLE.replace("prefix = \"coffre/\"", "prefix = \"coffre\"");
+        assert_fails(
+            &text,
+            "prefix =",
+            "prefix \"coffre\" must end with \"/\": write \"coffre/\"",
+        );
+        let text = EXAMPLE.replace("prefix = \"coffre/\"", "prefix = \"/coffre/\"");
+        assert_fails(
+            &text,
+            "prefix =",
+            "prefix \"/coffre/\" must not start with \"/\": write \"coffre/\"",
+        );
+    }
+
+    #[test]
+    fn credential_env_names() {
+        let text = EXAMPLE.replace("secret_access_key_env = \"PARIS_SECRET\"\n", "");
+        assert_fails(
+            &text,
+            "access_key_id_env =",
+            "[targets.paris] sets access_key_id_env but not secret_access_key_env: set both, or \
+             neither to use the default aws credential chain",
+        );
+        let text = EXAMPLE.replace(
+            "\"PARIS_SECRET\"",
+            "\"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
+        );
+        assert_fails(
+            &text,
+            "secret_access_key_env =",
+            "secret_access_key_env must be the name of an environment variable",
+        );
+        assert!(
+            !error(&text).contains("wJalr"),
+            "the secret is never echoed"
+        );
+        let text = EXAMPLE.replace("\"PARIS_KEY_ID\"", "\"AKIAIOSFODNN7EXAMPLE\"");
+        assert_fails(
+            &text,
+            "access_key_id_env =",
+            "access_key_id_env must be the name of an environment variable",
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        let text = EXAMPLE.replace("level = 3 ", "level = 20");
+        assert_fails(
+            &text,
+            "level = 20",
+            "[compression] level must be between 1 and 19",
+        );
+        let text = EXAMPLE.replace("level = 3 ", "level = 0 ");
+        assert_fails(
+            &text,
+            "level = 0",
+            "[compression] level must be between 1 and 19",
+        );
+        let text = EXAMPLE.replace("level = 3 ", "level = 99999999999");
+        assert_fails(
+            &text,
+            "level = 9",
+            "[compression] level must be between 1 and 19",
+        );
+        let text = EXAMPLE.replace("threads = 2", "threads = -1");
+        assert_fails(
+            &text,
+            "threads = -1",
+            "[compression] threads must be between 0 and 64 (0 = single-threaded",
+        );
+        let text = EXAMPLE.replace("threads = 2", "threads = 0");
+        assert!(Config::from_str_at(&text, Path::new("x.toml")).is_ok());
+        let text = EXAMPLE.replace("part_size_mib = 8", "part_size_mib = 4");
+        assert_fails(
+            &text,
+            "part_size_mib",
+            "part_size_mib must be between 5 and 512",
+        );
+        let text = EXAMPLE.replace("part_size_mib = 8", "part_size_mib = -8");
+        assert_fails(
+            &text,
+            "part_size_mib",
+            "part_size_mib must be between 5 and 512",
+        );
+    }
+
+    #[test]
+    fn paths_must_be_written_in_full() {
+        let text = EXAMPLE.replace("path = \"/var/backups/coffre\"", "path = \"~/backups\"");
+        assert_fails(
+            &text,
+            "~/backups",
+            "path \"~/backups\" starts with \"~\", which is not expanded: write the full path",
+        );
+        let text = EXAMPLE.replace("path = \"demo.db\"", "path = \"\"");
+        assert_fails(&text, "path = \"\"", "path is empty: give a path");
+        let text = EXAMPLE.replace("psql = \"/usr/bin/psql\"", "psql = \"\"");
+        assert_fails(&text, "psql = \"\"", "psql is empty");
+    }
+
+    #[test]
+    fn region_names() {
+        let text = EXAMPLE.replace("region = \"eu-west-3\"", "region = \"eu west 3\"");
+        assert_fails(
+            &text,
+            "region =",
+            "region \"eu west 3\" is not a region name: write one like \"eu-west-3\"",
+        );
+    }
+}

@@ -1,0 +1,502 @@
+//! Streaming parser of `pg_dump --format=plain` output.
+//!
+//! SQL text passes through untouched; a light lexer follows quotes, dollar quotes
+//! and comments so that only a real `COPY … FROM stdin;` statement starts a data
+//! block. Data lines are counted and checksummed, and offered to the transform.
+//! Memory is bounded by the longest line (one row), whatever the dump size.
+
+use memchr::memchr;
+
+use super::stats::{DumpStats, RowAccumulator};
+use super::{DumpError, RowTransform, TableInfo, copy_text};
+
+/// Whether the parser keeps the (possibly rewritten) text or only watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Emit,
+    Discard,
+}
+
+enum State {
+    Sql,
+    Copy {
+        table: TableInfo,
+        acc: RowAccumulator,
+        rewrite: bool,
+    },
+}
+
+/// Feed it the dump in chunks of any size; take the output as it grows.
+pub struct PgPlainParser<'t> {
+    transform: &'t mut dyn RowTransform,
+    output: Output,
+    lexer: SqlLexer,
+    state: State,
+    carry: Vec<u8>,
+    out: Vec<u8>,
+    line_no: u64,
+    stats: DumpStats,
+    fields: Vec<Option<Vec<u8>>>,
+}
+
+impl<'t> PgPlainParser<'t> {
+    pub fn new(transform: &'t mut dyn RowTransform, output: Output) -> Self {
+        PgPlainParser {
+            transform,
+            output,
+            lexer: SqlLexer::default(),
+            state: State::Sql,
+            carry: Vec::new(),
+            out: Vec::with_capacity(1 << 20),
+            line_no: 0,
+            stats: DumpStats::default(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Parses a chunk. Output produced so far is in [`Self::take_output`].
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DumpError> {
+        if !self.carry.is_empty() {
+            match memchr(b'\n', chunk) {
+                None => {
+                    self.carry.extend_from_slice(chunk);
+                    return Ok(());
+                }
+                Some(i) => {
+                    let mut line = std::mem::take(&mut self.carry);
+                    line.extend_from_slice(&chunk[..i]);
+                    self.line(&line, true)?;
+                    line.clear();
+                    self.carry = line;
+                    chunk = &chunk[i + 1..];
+                }
+            }
+        }
+        while let Some(i) = memchr(b'\n', chunk) {
+            self.line(&chunk[..i], true)?;
+            chunk = &chunk[i + 1..];
+        }
+        self.carry.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Bytes of output waiting to be taken.
+    pub fn output_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes the output produced so far.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.out, Vec::with_capacity(1 << 20))
+    }
+
+    /// Ends the dump: returns the last output and the stats of every table.
+    pub fn finish(mut self) -> Result<(Vec<u8>, DumpStats), DumpError> {
+        if !self.carry.is_empty() {
+            let line = std::mem::take(&mut self.carry);
+            self.line(&line, false)?;
+        }
+        if let State::Copy { table, .. } = &self.state {
+            return Err(DumpError::Truncated {
+                table: table.qualified(),
+            });
+        }
+        Ok((self.out, self.stats))
+    }
+
+    fn emit(&mut self, line: &[u8], newline: bool) {
+        if self.output == Output::Emit {
+            self.out.extend_from_slice(line);
+            if newline {
+                self.out.push(b'\n');
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8], newline: bool) -> Result<(), DumpError> {
+        self.line_no += 1;
+        match &mut self.state {
+            State::Sql => {
+                if self.lexer.at_statement_start()
+                    && line.starts_with(b"COPY ")
+                    && line.ends_with(b" FROM stdin;")
+                {
+                    let table = parse_copy_header(line).map_err(|message| DumpError::Syntax {
+                        line: self.line_no,
+                        message,
+                    })?;
+                    let rewrite = self.transform.begin_table(&table).map_err(|source| {
+                        DumpError::Transform {
+                            table: table.qualified(),
+                            row: 0,
+                            source,
+                        }
+                    })?;
+                    self.state = State::Copy {
+                        table,
+                        acc: RowAccumulator::default(),
+                        rewrite,
+                    };
+                } else {
+                    self.lexer.scan_line(line);
+                }
+                self.emit(line, newline);
+            }
+            State::Copy {
+                table,
+                acc,
+                rewrite,
+            } => {
+                if line == b"\\." {
+                    self.stats.tables.push(acc.finish(table));
+                    self.state = State::Sql;
+                    self.emit(line, newline);
+                } else if *rewrite {
+                    self.fields.clear();
+                    if !table.columns.is_empty() {
+                        self.fields
+                            .extend(copy_text::split_fields(line).map(copy_text::decode_field));
+                    }
+                    let row = acc.rows() + 1;
+                    if self.fields.len() != table.columns.len() {
+                        return Err(DumpError::FieldCount {
+                            table: table.qualified(),
+                            row,
+                            found: self.fields.len(),
+                            expected: table.columns.len(),
+                        });
+                    }
+                    self.transform
+                        .transform_row(table, &mut self.fields)
+                        .map_err(|source| DumpError::Transform {
+                            table: table.qualified(),
+                            row,
+                            source,
+                        })?;
+                    let start = self.out.len();
+                    copy_text::encode_row(self.fields.iter().map(|f| f.as_deref()), &mut self.out);
+                    acc.add(&self.out[start..self.out.len() - 1]);
+                    if self.output == Output::Discard {
+                        self.out.truncate(start);
+                    }
+                } else {
+                    acc.add(line);
+                    self.emit(line, newline);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `COPY schema.table (a, "B") FROM stdin;` into a table description.
+pub fn parse_copy_header(line: &[u8]) -> Result<TableInfo, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "COPY header is not UTF-8".to_owned())?;
+    let rest = text
+        .strip_prefix("COPY ")
+        .and_then(|r| r.strip_suffix(" FROM stdin;"))
+        .ok_or_else(|| format!("not a COPY header: {text}"))?;
+    let (first, rest) = parse_ident(rest)?;
+    let (schema, name, mut rest) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let (second, r) = parse_ident(r)?;
+            (first, second, r)
+        }
+        None => (String::new(), first, rest),
+    };
+    rest = rest.trim_start();
+    let mut columns = Vec::new();
+    if let Some(mut r) = rest.strip_prefix('(') {
+        loop {
+            r = r.trim_start();
+            let (col, after) = parse_ident(r)?;
+            columns.push(col);
+            let after = after.trim_start();
+            if let Some(a) = after.strip_prefix(',') {
+                r = a;
+            } else if let Some(a) = after.strip_prefix(')') {
+                rest = a;
+                break;
+            } else {
+                return Err(format!("bad column list in COPY header: {text}"));
+            }
+        }
+    }
+    if !rest.trim().is_empty() {
+        return Err(format!("unexpected text in COPY header: {text}"));
+    }
+    Ok(TableInfo {
+        schema,
+        name,
+        columns,
+    })
+}
+
+fn parse_ident(s: &str) -> Result<(String, &str), String> {
+    if let Some(body) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if body[i + 1..].starts_with('"') {
+                    out.push('"');
+                    chars.next();
+                } else {
+                    return Ok((out, &body[i + 1..]));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Err(format!("unterminated quoted identifier: {s}"))
+    } else {
+        let end = s
+            .find(|c: char| c == '.' || c == '(' || c == ')' || c == ',' || c.is_whitespace())
+            .unwrap_or(s.len());
+        if end == 0 {
+            return Err(format!("expected an identifier at: {s}"));
+        }
+        Ok((s[..end].to_owned(), &s[end..]))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum Lex {
+    #[default]
+    Code,
+    Single,
+    EscapeSingle,
+    Double,
+    Block(u32),
+    Dollar(Vec<u8>),
+}
+
+/// Tracks whether the next line starts a new SQL statement.
+#[derive(Debug, Default)]
+struct SqlLexer {
+    state: Lex,
+    /// Something other than white space or comments since the last `;`.
+    in_statement: bool,
+}
+
+impl SqlLexer {
+    fn at_statement_start(&self) -> bool {
+        self.state == Lex::Code && !self.in_statement
+    }
+
+    fn scan_line(&mut self, line: &[u8]) {
+        let mut i = 0;
+        while i < line.len() {
+            match &mut self.state {
+                Lex::Code => {
+                    let b = line[i];
+                    match b {
+                        b'-' if line.get(i + 1) == Some(&b'-') => return,
+                        b'/' if line.get(i + 1) == Some(&b'*') => {
+                            self.state = Lex::Block(1);
+                            i += 2;
+                            continue;
+                        }
+                        b';' => self.in_statement = false,
+                        b'\'' => {
+                            let escape = i > 0
+                                && matches!(line[i - 1], b'E' | b'e')
+                                && (i < 2 || !is_ident_byte(line[i - 2]));
+                            self.state = if escape {
+                                Lex::EscapeSingle
+                            } else {
+                                Lex::Single
+                            };
+                            self.in_statement = true;
+                        }
+                        b'"' => {
+                            self.state = Lex::Double;
+                            self.in_statement = true;
+                        }
+                        b'$' if i == 0 || !is_ident_byte(line[i - 1]) => {
+                            self.in_statement = true;
+                            if let Some(len) = dollar_tag_len(&line[i..]) {
+                                self.state = Lex::Dollar(line[i..i + len].to_vec());
+                                i += len;
+                                continue;
+                            }
+                        }
+                        b' ' | b'\t' | b'\r' => {}
+                        _ => self.in_statement = true,
+                    }
+                    i += 1;
+                }
+                Lex::Single => match memchr(b'\'', &line[i..]) {
+                    Some(j) => {
+                        i += j + 1;
+                        if line.get(i) == Some(&b'\'') {
+                            i += 1;
+                        } else {
+                            self.state = Lex::Code;
+                        }
+                    }
+                    None => return,
+                },
+                Lex::EscapeSingle => {
+                    match line[i] {
+                        b'\\' => i += 1,
+                        b'\'' if line.get(i + 1) == Some(&b'\'') => i += 1,
+                        b'\'' => self.state = Lex::Code,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                Lex::Double => match memchr(b'"', &line[i..]) {
+                    Some(j) => {
+                        i += j + 1;
+                        if line.get(i) == Some(&b'"') {
+                            i += 1;
+                        } else {
+                            self.state = Lex::Code;
+                        }
+                    }
+                    None => return,
+                },
+                Lex::Block(depth) => {
+                    if line[i] == b'*' && line.get(i + 1) == Some(&b'/') {
+                        *depth -= 1;
+                        if *depth == 0 {
+                            self.state = Lex::Code;
+                        }
+                        i += 2;
+                    } else if line[i] == b'/' && line.get(i + 1) == Some(&b'*') {
+                        *depth += 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+                Lex::Dollar(tag) => match memchr::memmem::find(&line[i..], tag) {
+                    Some(j) => {
+                        i += j + tag.len();
+                        self.state = Lex::Code;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Length of a dollar-quote opener (`$$` or `$tag$`) at the start of `s`.
+fn dollar_tag_len(s: &[u8]) -> Option<usize> {
+    if s.first() != Some(&b'$') {
+        return None;
+    }
+    let mut j = 1;
+    while j < s.len() && s[j] != b'$' {
+        let b = s[j];
+        let ok = b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 || (j > 1 && b.is_ascii_digit());
+        if !ok {
+            return None;
+        }
+        j += 1;
+    }
+    (j < s.len()).then_some(j + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::Identity;
+
+    const DUMP: &str = "SET x = 1;\n\
+        CREATE FUNCTION f() RETURNS void AS $body$\n\
+        COPY fake (a) FROM stdin;\n\
+        $body$ LANGUAGE sql;\n\
+        COMMENT ON TABLE t IS 'it''s\n\
+        COPY also_fake FROM stdin;\n\
+        ';\n\
+        COPY \"Compta\".\"Mixed \"\"Q\"\"\" (id, \"order\", note) FROM stdin;\n\
+        1\tx\tline\\nbreak\n\
+        2\t\\N\t\n\
+        \\.\n\
+        COPY public.empty  FROM stdin;\n\
+        \n\
+        \\.\n\
+        SELECT 1;\n";
+
+    #[test]
+    fn finds_only_real_copy_blocks() {
+        let mut t = Identity;
+        let mut p = PgPlainParser::new(&mut t, Output::Emit);
+        // Feed in awkward pieces to exercise line carry-over.
+        for piece in DUMP.as_bytes().chunks(7) {
+            p.feed(piece).expect("feed");
+        }
+        let (out, stats) = p.finish().expect("finish");
+        let names: Vec<String> = stats.tables.iter().map(|t| t.qualified()).collect();
+        assert_eq!(names, vec!["Compta.Mixed \"Q\"", "public.empty"]);
+        assert_eq!(stats.tables[0].columns, vec!["id", "order", "note"]);
+        assert_eq!(stats.tables[0].rows, 2);
+        assert_eq!(stats.tables[1].rows, 1);
+        assert!(stats.tables[1].columns.is_empty());
+        assert_eq!(out, DUMP.as_bytes(), "identity output equals input");
+    }
+
+    #[test]
+    fn truncated_copy_is_an_error() {
+        let mut t = Identity;
+        let mut p = PgPlainParser::new(&mut t, Output::Discard);
+        p.feed(b"COPY public.t (a) FROM stdin;\n1\n").expect("feed");
+        let err = p.finish().expect_err("must fail");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    struct Upper;
+    impl RowTransform for Upper {
+        fn begin_table(&mut self, t: &TableInfo) -> Result<bool, super::super::TransformError> {
+            Ok(t.name == "t")
+        }
+        fn transform_row(
+            &mut self,
+            _t: &TableInfo,
+            fields: &mut [Option<Vec<u8>>],
+        ) -> Result<(), super::super::TransformError> {
+            for f in fields.iter_mut().flatten() {
+                f.make_ascii_uppercase();
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rewrites_rows_and_checksums_the_output() {
+        let mut t = Upper;
+        let mut p = PgPlainParser::new(&mut t, Output::Emit);
+        p.feed(b"COPY public.t (a, b) FROM stdin;\nab\\tc\t\\N\n\\.\n")
+            .expect("feed");
+        let (out, stats) = p.finish().expect("finish");
+        assert_eq!(out, b"COPY public.t (a, b) FROM stdin;\nAB\\tC\t\\N\n\\.\n");
+        let mut acc = RowAccumulator::default();
+        acc.add(b"AB\\tC\t\\N");
+        assert_eq!(
+            stats.tables[0].checksum,
+            acc.finish(&TableInfo {
+                schema: String::new(),
+                name: String::new(),
+                columns: vec![]
+            })
+            .checksum
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_is_reported() {
+        let mut t = Upper;
+        let mut p = PgPlainParser::new(&mut t, Output::Discard);
+        let err = p
+            .feed(b"COPY public.t (a, b) FROM stdin;\nonly-one\n")
+            .expect_err("must fail");
+        assert!(err.to_string().contains("1 fields"), "{err}");
+    }
+}

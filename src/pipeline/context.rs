@@ -1,0 +1,144 @@
+//! Turns a validated configuration into live parts: stores, sources, keys.
+//! Building a part does no I/O beyond reading local secret files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Config, SourceConfig, TargetConfig};
+use crate::source::{PgDatabase, Source, SqliteDatabase};
+use crate::store::fs::FsStore;
+use crate::store::s3::{S3Params, S3Store};
+use crate::store::DynStore;
+
+/// Errors while wiring the configuration to real parts.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("target {target}: environment variable {var} is not set (it should hold the {what})")]
+    MissingEnv {
+        target: String,
+        var: String,
+        what: &'static str,
+    },
+    #[error("source {source_name}: cannot read password_file {path}: {reason}")]
+    PasswordFile {
+        source_name: String,
+        path: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
+/// The configuration with its stores built.
+pub struct Context {
+    pub config: Config,
+    stores: BTreeMap<String, DynStore>,
+}
+
+impl Context {
+    /// Builds every store of the configuration (no network call).
+    pub async fn new(config: Config) -> Result<Context, ContextError> {
+        let mut stores: BTreeMap<String, DynStore> = BTreeMap::new();
+        for (name, target) in &config.targets {
+            let store: DynStore = match target {
+                TargetConfig::Fs(fs) => Arc::new(FsStore::new(name.clone(), fs.path.clone())),
+                TargetConfig::S3(s3) => {
+                    let env = |var: &Option<String>, what| -> Result<Option<String>, ContextError> {
+                        match var {
+                            None => Ok(None),
+                            Some(v) => std::env::var(v).map(Some).map_err(|_| {
+                                ContextError::MissingEnv {
+                                    target: name.clone(),
+                                    var: v.clone(),
+                                    what,
+                                }
+                            }),
+                        }
+                    };
+                    Arc::new(
+                        S3Store::connect(S3Params {
+                            name: name.clone(),
+                            bucket: s3.bucket.clone(),
+                            region: s3.region.clone(),
+                            endpoint: s3.endpoint.clone(),
+                            prefix: s3.prefix.clone(),
+                            access_key_id: env(&s3.access_key_id_env, "access key id")?,
+                            secret_access_key: env(&s3.secret_access_key_env, "secret access key")?,
+                            part_size: (s3.part_size_mib as usize) << 20,
+                        })
+                        .await?,
+                    )
+                }
+            };
+            stores.insert(name.clone(), store);
+        }
+        Ok(Context { config, stores })
+    }
+
+    /// The store of a target.
+    pub fn store(&self, target: &str) -> Option<DynStore> {
+        self.stores.get(target).cloned()
+    }
+
+    /// The stores of a source, in the order of its `targets`.
+    pub fn stores_of(&self, source: &str) -> Result<Vec<DynStore>, ContextError> {
+        let cfg = self.config.source(source)?;
+        Ok(cfg
+            .targets()
+            .iter()
+            .filter_map(|t| self.store(t))
+            .collect())
+    }
+
+    /// Names of the configured sources.
+    pub fn source_names(&self) -> Vec<String> {
+        self.config.sources.keys().cloned().collect()
+    }
+
+    /// The database of a source, ready to dump.
+    pub fn source(&self, name: &str) -> Result<Arc<dyn Source>, ContextError> {
+        Ok(match self.config.source(name)? {
+            SourceConfig::Postgres(_) => Arc::new(self.postgres(name)?),
+            SourceConfig::Sqlite(s) => Arc::new(SqliteDatabase::new(s.path.clone())),
+        })
+    }
+
+    /// The PostgreSQL settings of a source (tools, password), or defaults for others.
+    pub fn postgres(&self, name: &str) -> Result<PgDatabase, ContextError> {
+        match self.config.source(name)? {
+            SourceConfig::Postgres(pg) => {
+                let password = match &pg.password_file {
+                    None => None,
+                    Some(path) => Some(read_password(path).map_err(|reason| {
+                        ContextError::PasswordFile {
+                            source_name: name.to_owned(),
+                            path: path.display().to_string(),
+                            reason,
+                        }
+                    })?),
+                };
+                Ok(PgDatabase {
+                    url: pg.url.clone(),
+                    password,
+                    pg_dump: pg.pg_dump.clone(),
+                    psql: pg.psql.clone(),
+                    owners_and_privileges: pg.owners_and_privileges,
+                })
+            }
+            SourceConfig::Sqlite(_) => Ok(PgDatabase::new(String::new())),
+        }
+    }
+}
+
+fn read_password(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let pw = text.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        return Err("the file is empty".into());
+    }
+    Ok(pw)
+}
