@@ -233,13 +233,15 @@ if has c; then
         >"$DIR/c.json" 2>"$LOGS/c.log" || failed c
     BACKUP_ID=$(python3 -c '
 import json, sys
-for line in reversed(sys.stdin.read().splitlines()):
-    line = line.strip()
-    if line.startswith("{"):
+text = sys.stdin.read()
+try:
+    print(json.loads(text)["id"])
+except (ValueError, KeyError):  # not one document: the last line that is one
+    for line in reversed(text.splitlines()):
         try:
             print(json.loads(line)["id"])
             break
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             pass
 ' <"$DIR/c.json") || true
     [[ -n $BACKUP_ID ]] || coffre_die "no backup id in the JSON of case c ($DIR/c.json)"
@@ -264,6 +266,7 @@ if has e || has f; then table_counts "$SRC_URL" >"$DIR/counts.source"; fi
 if has e; then
     coffre_say "e: coffre restore $BACKUP_ID"
     drop_db "$RESTORE_DB"
+    create_db "$RESTORE_DB" # coffre restores into an existing, empty database
     "${TIME[@]}" -o "$DIR/times/e" "$COFFRE" --config "$CFG" restore "$BACKUP_ID" \
         --to "$PG_BASE/$RESTORE_DB" --json >"$DIR/e.json" 2>"$LOGS/e.log" || failed e
     table_counts "$PG_BASE/$RESTORE_DB" >"$DIR/counts.e"
@@ -311,16 +314,19 @@ def mib(kib):
     return round(kib / 1024, 1)
 
 def coffre_json(case):
+    # coffre --json prints one (pretty) JSON document on stdout.
     path = os.path.join(d, case + ".json")
     if not os.path.exists(path):
         return None
-    for line in reversed(open(path).read().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
+    text = open(path).read()
+    try:
+        return json.loads(text)
+    except ValueError:
+        for line in reversed(text.splitlines()):
             try:
                 return json.loads(line)
             except ValueError:
-                return None
+                pass
     return None
 
 def counts(name):

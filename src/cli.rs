@@ -9,10 +9,10 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::pipeline::Context;
 use crate::pipeline::backup::{BackupStatus, run_backup};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
 use crate::pipeline::verify::run_verify;
-use crate::pipeline::Context;
 use crate::progress::{Progress, Ticker, human_bytes};
 use crate::{catalog, demo, fixture, keys};
 
@@ -20,7 +20,11 @@ use crate::{catalog, demo, fixture, keys};
 pub const EXIT_DEGRADED: i32 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "coffre", version, about = "Encrypted, multi-region backups of billing databases")]
+#[command(
+    name = "coffre",
+    version,
+    about = "Encrypted, multi-region backups of billing databases"
+)]
 pub struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', global = true, env = "COFFRE_CONFIG")]
@@ -117,7 +121,10 @@ pub fn main() -> i32 {
         }
     };
     init_logs(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -154,7 +161,9 @@ fn init_logs(cli: &Cli) {
     let _ = if cli.log_format == "json" {
         builder.json().try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }
 
@@ -205,7 +214,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                         t.target,
                         t.status,
                         t.location,
-                        t.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                        t.error
+                            .as_ref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
                     );
                 }
                 if let Some(e) = &report.error {
@@ -278,7 +290,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                             b.id,
                             c.target,
                             c.status,
-                            c.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                            c.detail
+                                .as_ref()
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
                         );
                     }
                 }
@@ -288,7 +303,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 println!(
                     "{} backups checked: {}",
                     report.backups.len(),
-                    if report.ok { "all copies ok" } else { "PROBLEMS FOUND" }
+                    if report.ok {
+                        "all copies ok"
+                    } else {
+                        "PROBLEMS FOUND"
+                    }
                 );
             }
             Ok(if report.ok { 0 } else { 1 })
@@ -305,7 +324,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Fixture { scale, to } => {
             let stats = load_fixture(to, *scale).await?;
             if json {
-                print_json(&serde_json::json!({ "to": to, "scale": scale, "tables": stats.tables }));
+                print_json(
+                    &serde_json::json!({ "to": to, "scale": scale, "tables": stats.tables }),
+                );
             } else {
                 for (t, n) in &stats.tables {
                     println!("{t:<18} {n}");

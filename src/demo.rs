@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dump::Identity;
+use crate::pipeline::Context;
 use crate::pipeline::backup::{BackupReport, run_backup};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
-use crate::pipeline::Context;
 use crate::progress::Progress;
 use crate::source::{ChunkSink, Source, SourceError, SqliteDatabase};
 use crate::{fixture, keys};
@@ -31,12 +31,23 @@ pub struct DemoReport {
 impl DemoReport {
     /// The summary printed for people.
     pub fn text(&self) -> String {
-        let data = self.dir.join("region-a").join(&self.backup.source).join(&self.backup.id).join("data.sql.zst.age");
+        let data = self
+            .dir
+            .join("region-a")
+            .join(&self.backup.source)
+            .join(&self.backup.id)
+            .join("data.sql.zst.age");
         let mut s = String::new();
         s.push_str(&format!("coffre demo in {}\n", self.dir.display()));
-        s.push_str(&format!("  sample database   {}\n", self.database.display()));
+        s.push_str(&format!(
+            "  sample database   {}\n",
+            self.database.display()
+        ));
         s.push_str(&format!("  configuration     {}\n", self.config.display()));
-        s.push_str(&format!("  identity (secret) {}\n", self.identity_file.display()));
+        s.push_str(&format!(
+            "  identity (secret) {}\n",
+            self.identity_file.display()
+        ));
         s.push_str(&format!(
             "  backup {} → {} ({} rows, {} bytes stored in each of {} regions)\n",
             self.backup.id,
@@ -45,7 +56,10 @@ impl DemoReport {
             self.backup.stored_bytes,
             self.backup.targets.len()
         ));
-        s.push_str(&format!("  restored into     {}\n", self.restored.display()));
+        s.push_str(&format!(
+            "  restored into     {}\n",
+            self.restored.display()
+        ));
         for (t, n) in &self.tables {
             s.push_str(&format!("    {t:<18} {n} rows\n"));
         }
@@ -90,7 +104,9 @@ pub async fn run(dir: &Path, scale: u64) -> Result<DemoReport, DemoError> {
         return Err(DemoError::Exists(dir.to_owned()));
     }
     std::fs::create_dir_all(dir).map_err(step("creating the directory"))?;
-    let dir = dir.canonicalize().map_err(step("resolving the directory"))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(step("resolving the directory"))?;
     let database = dir.join("billing.db");
     let restored = dir.join("restored.db");
     let identity_file = dir.join("identity.txt");

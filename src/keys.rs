@@ -136,9 +136,7 @@ mod tests {
 
     #[test]
     fn bad_recipient_is_named() {
-        let err = parse_recipients(&["age1nope".into()])
-            .err()
-            .expect("must fail");
+        let err = parse_recipients(&["age1nope".into()]).expect_err("must fail");
         assert!(err.to_string().contains("age1nope"));
     }
 }

@@ -137,7 +137,9 @@ impl<'t> PgPlainParser<'t> {
                         acc: RowAccumulator::default(),
                         rewrite,
                     };
-                } else {
+                } else if !(self.lexer.at_statement_start() && line.starts_with(b"\\")) {
+                    // psql meta-commands (`\restrict KEY`, `\connect`) are whole
+                    // lines outside SQL: they do not start a statement.
                     self.lexer.scan_line(line);
                 }
                 self.emit(line, newline);
@@ -409,7 +411,8 @@ mod tests {
     use super::*;
     use crate::dump::Identity;
 
-    const DUMP: &str = "SET x = 1;\n\
+    const DUMP: &str = "\\restrict abc\n\
+        SET x = 1;\n\
         CREATE FUNCTION f() RETURNS void AS $body$\n\
         COPY fake (a) FROM stdin;\n\
         $body$ LANGUAGE sql;\n\
@@ -441,6 +444,17 @@ mod tests {
         assert_eq!(stats.tables[1].rows, 1);
         assert!(stats.tables[1].columns.is_empty());
         assert_eq!(out, DUMP.as_bytes(), "identity output equals input");
+    }
+
+    #[test]
+    fn meta_command_lines_do_not_hide_a_copy() {
+        let mut t = Identity;
+        let mut p = PgPlainParser::new(&mut t, Output::Discard);
+        p.feed(b"\\restrict k3y\nCOPY public.t (a) FROM stdin;\n1\n\\.\n\\unrestrict k3y\n")
+            .expect("feed");
+        let (_, stats) = p.finish().expect("finish");
+        assert_eq!(stats.tables.len(), 1);
+        assert_eq!(stats.tables[0].rows, 1);
     }
 
     #[test]

@@ -18,8 +18,7 @@ use super::{Context, ContextError, Piece, channel, seconds_since};
 use crate::dump::{DumpStats, Identity};
 use crate::keys;
 use crate::manifest::{
-    self, BackupKind, Compression, DATA_OBJECT, Encryption, MANIFEST_OBJECT, Manifest,
-    ObjectEntry,
+    self, BackupKind, Compression, DATA_OBJECT, Encryption, MANIFEST_OBJECT, Manifest, ObjectEntry,
 };
 use crate::progress::Progress;
 use crate::source::{ChunkSink, SourceError};
@@ -150,7 +149,9 @@ pub async fn run_backup(
         branches.push(b);
         let store = store.clone();
         let key = data_key(&store);
-        uploads.push(tokio::spawn(async move { store.put_stream(&key, body).await }));
+        uploads.push(tokio::spawn(
+            async move { store.put_stream(&key, body).await },
+        ));
     }
     let fan_task = tokio::spawn(fan_out(enc_rx, branches));
 

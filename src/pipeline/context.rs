@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::source::{PgDatabase, Source, SqliteDatabase};
+use crate::store::DynStore;
 use crate::store::fs::FsStore;
 use crate::store::s3::{S3Params, S3Store};
-use crate::store::DynStore;
 
 /// Errors while wiring the configuration to real parts.
 #[derive(Debug, thiserror::Error)]
@@ -47,18 +47,19 @@ impl Context {
             let store: DynStore = match target {
                 TargetConfig::Fs(fs) => Arc::new(FsStore::new(name.clone(), fs.path.clone())),
                 TargetConfig::S3(s3) => {
-                    let env = |var: &Option<String>, what| -> Result<Option<String>, ContextError> {
-                        match var {
-                            None => Ok(None),
-                            Some(v) => std::env::var(v).map(Some).map_err(|_| {
-                                ContextError::MissingEnv {
-                                    target: name.clone(),
-                                    var: v.clone(),
-                                    what,
-                                }
-                            }),
-                        }
-                    };
+                    let env =
+                        |var: &Option<String>, what| -> Result<Option<String>, ContextError> {
+                            match var {
+                                None => Ok(None),
+                                Some(v) => std::env::var(v).map(Some).map_err(|_| {
+                                    ContextError::MissingEnv {
+                                        target: name.clone(),
+                                        var: v.clone(),
+                                        what,
+                                    }
+                                }),
+                            }
+                        };
                     Arc::new(
                         S3Store::connect(S3Params {
                             name: name.clone(),
@@ -87,11 +88,7 @@ impl Context {
     /// The stores of a source, in the order of its `targets`.
     pub fn stores_of(&self, source: &str) -> Result<Vec<DynStore>, ContextError> {
         let cfg = self.config.source(source)?;
-        Ok(cfg
-            .targets()
-            .iter()
-            .filter_map(|t| self.store(t))
-            .collect())
+        Ok(cfg.targets().iter().filter_map(|t| self.store(t)).collect())
     }
 
     /// Names of the configured sources.
@@ -111,16 +108,17 @@ impl Context {
     pub fn postgres(&self, name: &str) -> Result<PgDatabase, ContextError> {
         match self.config.source(name)? {
             SourceConfig::Postgres(pg) => {
-                let password = match &pg.password_file {
-                    None => None,
-                    Some(path) => Some(read_password(path).map_err(|reason| {
-                        ContextError::PasswordFile {
-                            source_name: name.to_owned(),
-                            path: path.display().to_string(),
-                            reason,
-                        }
-                    })?),
-                };
+                let password =
+                    match &pg.password_file {
+                        None => None,
+                        Some(path) => Some(read_password(path).map_err(|reason| {
+                            ContextError::PasswordFile {
+                                source_name: name.to_owned(),
+                                path: path.display().to_string(),
+                                reason,
+                            }
+                        })?),
+                    };
                 Ok(PgDatabase {
                     url: pg.url.clone(),
                     password,

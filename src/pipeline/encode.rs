@@ -96,7 +96,8 @@ pub fn encode(
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(|e| EncodeError::Age(e.to_string()))?;
     let age_writer = encryptor.wrap_output(sink).map_err(down)?;
-    let mut zstd = zstd::stream::write::Encoder::new(age_writer, level).map_err(EncodeError::Zstd)?;
+    let mut zstd =
+        zstd::stream::write::Encoder::new(age_writer, level).map_err(EncodeError::Zstd)?;
     if threads > 0 {
         zstd.multithread(threads).map_err(EncodeError::Zstd)?;
     }

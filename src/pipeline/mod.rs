@@ -31,7 +31,10 @@ pub enum Piece {
 }
 
 /// Bounded channel of pieces.
-pub fn channel() -> (tokio::sync::mpsc::Sender<Piece>, tokio::sync::mpsc::Receiver<Piece>) {
+pub fn channel() -> (
+    tokio::sync::mpsc::Sender<Piece>,
+    tokio::sync::mpsc::Receiver<Piece>,
+) {
     tokio::sync::mpsc::channel(CAPACITY)
 }
 

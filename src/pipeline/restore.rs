@@ -58,7 +58,10 @@ pub enum RestoreError {
         source: SourceError,
     },
     #[error("restored rows do not match backup {id}: {}", .differences.join("; "))]
-    Rows { id: String, differences: Vec<String> },
+    Rows {
+        id: String,
+        differences: Vec<String>,
+    },
     #[error("every copy of backup {id} failed: {}", .attempts.join("; "))]
     AllCopiesFailed { id: String, attempts: Vec<String> },
     #[error("{0}")]
@@ -313,7 +316,10 @@ async fn download(
         .data()
         .ok_or_else(|| integrity("the manifest lists no data object".into()))?
         .clone();
-    let mut body = store.get(&key).await.map_err(|e| integrity(e.to_string()))?;
+    let mut body = store
+        .get(&key)
+        .await
+        .map_err(|e| integrity(e.to_string()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
@@ -403,14 +409,16 @@ fn decode_into(
             ended: false,
         },
     );
-    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| DecodeFailure::Stream(e.to_string()))?;
+    let decryptor =
+        age::Decryptor::new_buffered(reader).map_err(|e| DecodeFailure::Stream(e.to_string()))?;
     let plain = decryptor
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => DecodeFailure::WrongIdentity,
             other => DecodeFailure::Stream(other.to_string()),
         })?;
-    let mut zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| DecodeFailure::Stream(e.to_string()))?;
+    let mut zstd = zstd::stream::read::Decoder::new(plain)
+        .map_err(|e| DecodeFailure::Stream(e.to_string()))?;
     let mut session = destination.begin().map_err(DecodeFailure::Destination)?;
     let mut buf = vec![0u8; CHUNK];
     let result = (|| {
@@ -422,14 +430,20 @@ fn decode_into(
                 Err(e) => return Err(DecodeFailure::Stream(e.to_string())),
             };
             progress.add_plain(n);
-            session.write(&buf[..n]).map_err(DecodeFailure::Destination)?;
+            session
+                .write(&buf[..n])
+                .map_err(DecodeFailure::Destination)?;
         }
         // Everything must have been read: the channel's End proves the hash matched.
         let mut rest = zstd.finish();
         let mut tail = [0u8; 1];
         match rest.read(&mut tail) {
             Ok(0) => {}
-            Ok(_) => return Err(DecodeFailure::Stream("data after the end of the compressed stream".into())),
+            Ok(_) => {
+                return Err(DecodeFailure::Stream(
+                    "data after the end of the compressed stream".into(),
+                ));
+            }
             Err(e) => return Err(DecodeFailure::Stream(e.to_string())),
         }
         let seen = session.end_input().map_err(DecodeFailure::Destination)?;

@@ -87,7 +87,11 @@ async fn check_entry(
     progress: &Progress,
 ) -> Result<BackupCheck, VerifyError> {
     let mut copies = Vec::new();
-    let targets = ctx.config.source(&entry.source).map_err(ContextError::from)?.targets();
+    let targets = ctx
+        .config
+        .source(&entry.source)
+        .map_err(ContextError::from)?
+        .targets();
     for target in targets {
         let Some(copy) = entry.copies.iter().find(|c| &c.target == target) else {
             copies.push(CopyCheck {
@@ -111,7 +115,10 @@ async fn check_entry(
         let key = manifest::object_key(&entry.source, &entry.id, DATA_OBJECT);
         let want = m.data().cloned();
         let check = match (want, store.get(&key).await) {
-            (None, _) => ("corrupt", Some("the manifest lists no data object".to_owned())),
+            (None, _) => (
+                "corrupt",
+                Some("the manifest lists no data object".to_owned()),
+            ),
             (_, Err(e)) if e.is_not_found() => ("missing", Some(format!("{key} is missing"))),
             (_, Err(e)) => ("unreadable", Some(e.to_string())),
             (Some(want), Ok(mut body)) => {
@@ -136,7 +143,10 @@ async fn check_entry(
                     Some(e) => ("unreadable", Some(format!("{key}: {e}"))),
                     None if size != want.size => (
                         "corrupt",
-                        Some(format!("{key}: {size} bytes, the manifest says {}", want.size)),
+                        Some(format!(
+                            "{key}: {size} bytes, the manifest says {}",
+                            want.size
+                        )),
                     ),
                     None if got != want.sha256 => (
                         "corrupt",

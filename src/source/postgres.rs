@@ -7,7 +7,7 @@
 //! `password_file` is handed to the child as PGPASSWORD, never logged.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, status_text};
@@ -43,7 +43,7 @@ impl PgDatabase {
         redact_url(&self.url)
     }
 
-    fn command(&self, tool: &PathBuf) -> Command {
+    fn command(&self, tool: &Path) -> Command {
         let mut cmd = Command::new(tool);
         if let Some(p) = &self.password {
             cmd.env("PGPASSWORD", p);
@@ -59,14 +59,14 @@ impl PgDatabase {
         cmd
     }
 
-    fn spawn(&self, tool: &PathBuf, cmd: &mut Command) -> Result<Child, SourceError> {
+    fn spawn(&self, tool: &Path, cmd: &mut Command) -> Result<Child, SourceError> {
         cmd.spawn().map_err(|source| SourceError::Spawn {
             tool: tool.display().to_string(),
             source,
         })
     }
 
-    fn tool_error(&self, tool: &PathBuf, status: String, stderr: String) -> SourceError {
+    fn tool_error(&self, tool: &Path, status: String, stderr: String) -> SourceError {
         SourceError::Tool {
             tool: tool
                 .file_name()

@@ -131,7 +131,10 @@ async fn fixture_loads_postgres_deterministically_with_keys_holding() {
         ]
     );
     let paid = expected.iter().find(|(t, _)| *t == "paiements");
-    assert!(paid.is_some_and(|(_, n)| (800..=1000).contains(n)), "{paid:?}");
+    assert!(
+        paid.is_some_and(|(_, n)| (800..=1000).contains(n)),
+        "{paid:?}"
+    );
     let expected: Vec<(String, u64)> = expected
         .into_iter()
         .map(|(t, n)| (t.to_owned(), n))
@@ -205,28 +208,61 @@ async fn fixture_loads_postgres_deterministically_with_keys_holding() {
 
     // The traps made it through COPY.
     for (what, sql) in [
-        ("empty notes", "SELECT count(*) FROM clients WHERE notes = ''"),
-        ("null notes", "SELECT count(*) FROM clients WHERE notes IS NULL"),
-        ("tab and newline", "SELECT count(*) FROM clients WHERE notes LIKE E'%\\t%\\n%'"),
-        ("windows path", "SELECT count(*) FROM clients WHERE notes LIKE '%C:\\\\Partage\\\\%'"),
-        ("emoji", "SELECT count(*) FROM clients WHERE notes LIKE '%😀%'"),
-        ("apostrophe", "SELECT count(*) FROM clients WHERE nom = 'D''Almeida'"),
-        ("empty array", "SELECT count(*) FROM clients WHERE tags = '{}'"),
-        ("null array", "SELECT count(*) FROM clients WHERE tags IS NULL"),
+        (
+            "empty notes",
+            "SELECT count(*) FROM clients WHERE notes = ''",
+        ),
+        (
+            "null notes",
+            "SELECT count(*) FROM clients WHERE notes IS NULL",
+        ),
+        (
+            "tab and newline",
+            "SELECT count(*) FROM clients WHERE notes LIKE E'%\\t%\\n%'",
+        ),
+        (
+            "windows path",
+            "SELECT count(*) FROM clients WHERE notes LIKE '%C:\\\\Partage\\\\%'",
+        ),
+        (
+            "emoji",
+            "SELECT count(*) FROM clients WHERE notes LIKE '%😀%'",
+        ),
+        (
+            "apostrophe",
+            "SELECT count(*) FROM clients WHERE nom = 'D''Almeida'",
+        ),
+        (
+            "empty array",
+            "SELECT count(*) FROM clients WHERE tags = '{}'",
+        ),
+        (
+            "null array",
+            "SELECT count(*) FROM clients WHERE tags IS NULL",
+        ),
         (
             "quoted array",
             "SELECT count(*) FROM clients WHERE tags = ARRAY['à relancer', 'dit \"non\"', 'a,b\\c']",
         ),
-        ("pdf", "SELECT count(*) FROM factures WHERE substring(pdf for 9) = '%PDF-1.4\n'::bytea"),
+        (
+            "pdf",
+            "SELECT count(*) FROM factures WHERE substring(pdf for 9) = '%PDF-1.4\n'::bytea",
+        ),
         ("no pdf", "SELECT count(*) FROM factures WHERE pdf IS NULL"),
-        ("backslash", "SELECT count(*) FROM lignes_facture WHERE description = 'Frais de port\\colis'"),
+        (
+            "backslash",
+            "SELECT count(*) FROM lignes_facture WHERE description = 'Frais de port\\colis'",
+        ),
         (
             "json",
             "SELECT count(*) FROM journal_activite j JOIN clients c ON c.id = j.client_id \
              WHERE j.details->>'email' = c.email AND j.details->>'telephone' = c.telephone \
              AND j.details->>'commentaire' = 'ok \"cité\"'",
         ),
-        ("inet", "SELECT count(*) FROM journal_activite WHERE ip << '10.0.0.0/8'"),
+        (
+            "inet",
+            "SELECT count(*) FROM journal_activite WHERE ip << '10.0.0.0/8'",
+        ),
         ("unpaid view", "SELECT count(*) FROM impayes"),
     ] {
         assert!(count(&ca, sql).await > 0, "{what}: {sql}");
@@ -269,7 +305,9 @@ async fn fixture_creates_sqlite() {
         .expect("foreign_key_check");
     assert_eq!(orphans, 0);
     let total: String = conn
-        .query_row("SELECT total_ttc FROM factures WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT total_ttc FROM factures WHERE id = 1", [], |r| {
+            r.get(0)
+        })
         .expect("total");
     assert!(total.contains('.'), "exact decimal as text: {total}");
 
@@ -304,8 +342,14 @@ async fn fixture_pg_traps_script_loads() {
         ("SELECT count(*) FROM public.tous_types", 10),
         (r#"SELECT last_value FROM "Compta".pieces_id_seq"#, 1000),
         (r#"SELECT max(id)::bigint FROM "Compta".pieces"#, 3),
-        ("SELECT count(*) FROM public.tous_types WHERE txt = '\\N'", 1),
-        ("SELECT count(*) FROM public.tous_types WHERE txt = '\\.'", 1),
+        (
+            "SELECT count(*) FROM public.tous_types WHERE txt = '\\N'",
+            1,
+        ),
+        (
+            "SELECT count(*) FROM public.tous_types WHERE txt = '\\.'",
+            1,
+        ),
         ("SELECT count(*) FROM public.tous_types WHERE txt = ''", 1),
     ] {
         assert_eq!(count(&client, sql).await, n, "{sql}");

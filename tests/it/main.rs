@@ -2,5 +2,7 @@
 //! (started by `scripts/test.sh`).
 
 mod fixture;
+mod harness;
+mod roundtrip;
 mod store;
 mod support;
