@@ -181,16 +181,19 @@ pub async fn run_backup(
         })
         .collect();
 
-    // The root cause first: a dead target list explains a stopped source.
-    let failure: Option<String> = match (&dumped, &encoded, fan_end) {
-        (_, _, FanOutEnd::NoTargets) => Some(format!(
+    let every_target_failed = |outcomes: &[TargetOutcome]| {
+        format!(
             "every target failed: {}",
             outcomes
                 .iter()
                 .map(|o| format!("{}: {}", o.target, o.error.as_deref().unwrap_or("stopped")))
                 .collect::<Vec<_>>()
                 .join("; ")
-        )),
+        )
+    };
+    // The root cause first: a dead target list explains a stopped source.
+    let failure: Option<String> = match (&dumped, &encoded, fan_end) {
+        (_, _, FanOutEnd::NoTargets) => Some(every_target_failed(&outcomes)),
         (Err(e), _, _) => Some(format!("source {source_name}: {e}")),
         (_, Err(e), _) => Some(format!("encoding: {e}")),
         _ => None,
@@ -265,7 +268,7 @@ pub async fn run_backup(
             BackupStatus::Failed
         };
         if report.status == BackupStatus::Failed {
-            report.error = Some("no target stored the backup".into());
+            report.error = Some(every_target_failed(&outcomes));
         }
     } else {
         for o in outcomes.iter_mut() {

@@ -1,6 +1,7 @@
 //! One integration-test binary against real PostgreSQL and S3 servers
 //! (started by `scripts/test.sh`).
 
+mod errors;
 mod fixture;
 mod harness;
 mod roundtrip;
