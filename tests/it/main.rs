@@ -7,3 +7,4 @@ mod harness;
 mod roundtrip;
 mod store;
 mod support;
+mod docs;
