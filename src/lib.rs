@@ -10,6 +10,7 @@
 //!
 //! See `ARCHITECTURE.md` for the module map and the invariants.
 
+pub mod anonymize;
 pub mod catalog;
 pub mod cli;
 pub mod config;

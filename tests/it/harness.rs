@@ -154,6 +154,11 @@ pub fn pg_fingerprint(db: &PgDb) -> BTreeMap<String, String> {
         "SELECT format('%I.%I', schemaname, sequencename) || '=' || coalesce(last_value::text, 'null') FROM pg_sequences ORDER BY 1",
     );
     fp.insert("sequences".into(), seqs);
+    let los = db.query(
+        "SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text || '=' || md5(lo_get(oid)), ',' ORDER BY oid)), '') \
+         FROM pg_largeobject_metadata",
+    );
+    fp.insert("large objects".into(), los);
     fp
 }
 

@@ -73,6 +73,8 @@ fn traps_round_trip_with_every_type_and_sequence() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/pg_traps.sql"
     )));
+    // Large objects travel too (pg_dump writes them as lo_create/lowrite calls).
+    src.query("SELECT lo_from_bytea(424242, decode(repeat('00ff7f0a5c', 40000), 'hex'))");
     let ws = Workspace::new(
         &[Target::Fs("local")],
         &pg_source("traps", &src, &["local"]),

@@ -1,0 +1,1 @@
+//! Anonymization rules (in progress).
