@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::anonymize::setup;
 use crate::config::Config;
 use crate::pipeline::Context;
-use crate::pipeline::backup::{BackupStatus, run_backup};
+use crate::pipeline::anonymize_copy::{CopyOptions, run_anonymize_copy};
+use crate::pipeline::backup::{BackupOptions, BackupReport, BackupStatus, run_backup};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
 use crate::pipeline::verify::run_verify;
 use crate::progress::{Progress, Ticker, human_bytes};
@@ -51,7 +53,12 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Back up one source to all its targets.
-    Backup { source: String },
+    Backup {
+        source: String,
+        /// Anonymize with the source's policy (default: the source's `anonymize`).
+        #[arg(long)]
+        anonymize: bool,
+    },
     /// List backups (all sources, or one).
     List { source: Option<String> },
     /// Restore a backup into an empty database.
@@ -75,6 +82,21 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Make an anonymized copy of an existing backup, encrypted only to a requester's key.
+    Anonymize {
+        backup_id: String,
+        /// The requester's age recipient (age1…): the only key that decrypts the copy.
+        #[arg(long)]
+        recipient: String,
+        /// Read the backup from this target (default: the first whole copy).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Anonymization policies: check one against its database, or write a first one.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Run the whole cycle on a sample SQLite database, with nothing configured.
     Demo {
         /// Where to put the demo's files.
@@ -92,6 +114,19 @@ pub enum Command {
         /// postgres://… URL of an existing empty database, or an SQLite file path.
         #[arg(long)]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Check the source's policy against its live schema (fail closed).
+    Check { source: String },
+    /// Write a starting policy for the source, with suggested rules.
+    Init {
+        source: String,
+        /// Where to write it (default: stdout). Never overwrites.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -188,47 +223,33 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
     let json = cli.json;
     match &cli.command {
         Command::Keygen { out } => keygen(out.as_deref(), json),
-        Command::Backup { source } => {
+        Command::Backup { source, anonymize } => {
             let ctx = context(&cli).await?;
             let progress = Progress::new();
             let ticker = Ticker::start(progress.clone(), "backup", !json);
-            let report = run_backup(&ctx, source, progress).await?;
+            let options = BackupOptions {
+                anonymize: anonymize.then_some(true),
+            };
+            let report = run_backup(&ctx, source, options, progress).await?;
             ticker.finish().await;
-            if json {
-                print_json(&report);
-            } else {
-                println!(
-                    "backup {} of {}: {:?} ({} plain → {} stored, {} rows in {} tables, {:.1} s)",
-                    report.id,
-                    report.source,
-                    report.status,
-                    human_bytes(report.plaintext_bytes),
-                    human_bytes(report.stored_bytes),
-                    report.rows,
-                    report.tables,
-                    report.duration_s
-                );
-                for t in &report.targets {
-                    println!(
-                        "  {:<12} {:<7} {}{}",
-                        t.target,
-                        t.status,
-                        t.location,
-                        t.error
-                            .as_ref()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default()
-                    );
-                }
-                if let Some(e) = &report.error {
-                    eprintln!("error: {e}");
-                }
-            }
-            Ok(match report.status {
-                BackupStatus::Ok => 0,
-                BackupStatus::Degraded => EXIT_DEGRADED,
-                BackupStatus::Failed => 1,
-            })
+            Ok(print_backup(&report, json))
+        }
+        Command::Anonymize {
+            backup_id,
+            recipient,
+            target,
+        } => {
+            let ctx = context(&cli).await?;
+            let progress = Progress::new();
+            let ticker = Ticker::start(progress.clone(), "anonymize", !json);
+            let opts = CopyOptions {
+                backup_id: backup_id.clone(),
+                recipient: recipient.clone(),
+                target: target.clone(),
+            };
+            let result = run_anonymize_copy(&ctx, &opts, progress).await;
+            ticker.finish().await;
+            Ok(print_backup(&result?, json))
         }
         Command::List { source } => {
             let ctx = context(&cli).await?;
@@ -312,6 +333,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(if report.ok { 0 } else { 1 })
         }
+        Command::Policy { action } => {
+            let ctx = context(&cli).await?;
+            policy_verb(&ctx, action, json)
+        }
         Command::Demo { dir, scale } => {
             let report = demo::run(dir, *scale).await?;
             if json {
@@ -334,6 +359,111 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
+    }
+}
+
+fn policy_verb(ctx: &Context, action: &PolicyAction, json: bool) -> Result<i32, Failure> {
+    match action {
+        PolicyAction::Check { source } => {
+            let report = tokio::task::block_in_place(|| setup::check_source(ctx, source))?;
+            if json {
+                print_json(&serde_json::json!({
+                    "source": source,
+                    "ok": report.errors.is_empty(),
+                    "errors": report.errors,
+                    "warnings": report.warnings,
+                }));
+            } else {
+                for e in &report.errors {
+                    println!("error: {e}");
+                }
+                for w in &report.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "policy of {source}: {} errors, {} warnings",
+                    report.errors.len(),
+                    report.warnings.len()
+                );
+            }
+            Ok(if report.errors.is_empty() { 0 } else { 1 })
+        }
+        PolicyAction::Init { source, out } => {
+            let schema = tokio::task::block_in_place(|| setup::live_schema(ctx, source))?;
+            let text =
+                crate::anonymize::policy::init(&schema, crate::anonymize::rules::Locale::FrFr);
+            match out {
+                Some(path) => {
+                    if path.exists() {
+                        return Err(Failure {
+                            message: format!(
+                                "{} exists: refusing to overwrite a policy",
+                                path.display()
+                            ),
+                            code: 1,
+                        });
+                    }
+                    std::fs::write(path, &text)?;
+                    if json {
+                        print_json(&serde_json::json!({ "source": source, "written": path }));
+                    } else {
+                        eprintln!(
+                            "policy written to {}: review every rule, then set policy = \"{}\" in [sources.{source}]",
+                            path.display(),
+                            path.display()
+                        );
+                    }
+                }
+                None => {
+                    if json {
+                        print_json(&serde_json::json!({ "source": source, "policy": text }));
+                    } else {
+                        print!("{text}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Prints a backup report; returns the exit code of its status.
+fn print_backup(report: &BackupReport, json: bool) -> i32 {
+    if json {
+        print_json(report);
+    } else {
+        println!(
+            "{} backup {} of {}: {:?} ({} plain → {} stored, {} rows in {} tables, {:.1} s)",
+            format!("{:?}", report.kind).to_lowercase(),
+            report.id,
+            report.source,
+            report.status,
+            human_bytes(report.plaintext_bytes),
+            human_bytes(report.stored_bytes),
+            report.rows,
+            report.tables,
+            report.duration_s
+        );
+        for t in &report.targets {
+            println!(
+                "  {:<12} {:<7} {}{}",
+                t.target,
+                t.status,
+                t.location,
+                t.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(e) = &report.error {
+            eprintln!("error: {e}");
+        }
+    }
+    match report.status {
+        BackupStatus::Ok => 0,
+        BackupStatus::Degraded => EXIT_DEGRADED,
+        BackupStatus::Failed => 1,
     }
 }
 

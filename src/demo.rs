@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dump::Identity;
 use crate::pipeline::Context;
-use crate::pipeline::backup::{BackupReport, run_backup};
+use crate::pipeline::backup::{BackupOptions, BackupReport, run_backup};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
 use crate::progress::Progress;
 use crate::source::{ChunkSink, Source, SourceError, SqliteDatabase};
@@ -133,7 +133,7 @@ pub async fn run(dir: &Path, scale: u64) -> Result<DemoReport, DemoError> {
     let config = Config::load(&config_path).map_err(step("configuration"))?;
     let ctx = Context::new(config).await.map_err(step("configuration"))?;
 
-    let backup = run_backup(&ctx, "billing", Progress::new())
+    let backup = run_backup(&ctx, "billing", BackupOptions::default(), Progress::new())
         .await
         .map_err(step("backup"))?;
     if let Some(e) = &backup.error {

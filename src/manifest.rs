@@ -66,6 +66,16 @@ pub struct Manifest {
     pub plaintext_bytes: u64,
     pub objects: Vec<ObjectEntry>,
     pub tables: DumpStats,
+    /// `schema.table.column` under a single-column unique constraint (schema
+    /// metadata, so that an anonymized copy made later keeps them unique).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique_columns: Vec<String>,
+    /// For anonymized backups: SHA-256 of the policy file that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_sha256: Option<String>,
+    /// For anonymized copies of a backup: the id of the backup it was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
 }
 
 impl Manifest {
@@ -172,6 +182,9 @@ mod tests {
                 sha256: "00".into(),
             }],
             tables: DumpStats::default(),
+            unique_columns: vec![],
+            policy_sha256: None,
+            derived_from: None,
         };
         let json = m.to_json();
         assert_eq!(Manifest::parse(&json, "x").expect("parse"), m);

@@ -1,4 +1,8 @@
 //! Anonymization: policies, deterministic fake data, and the row transform
 //! that applies them inside the pipeline.
 
+pub mod policy;
 pub mod rules;
+pub mod schema;
+pub mod setup;
+pub mod transform;

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use toml::de::{DeTable, DeValue};
 
 /// Byte offset → 1-based line and column.
-pub(super) struct LineIndex {
+pub(crate) struct LineIndex {
     /// Byte offset where each line starts.
     starts: Vec<usize>,
 }
 
 impl LineIndex {
-    pub(super) fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -22,12 +22,12 @@ impl LineIndex {
     }
 
     /// The 1-based line holding byte `offset`.
-    pub(super) fn line(&self, offset: usize) -> usize {
+    pub(crate) fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&start| start <= offset).max(1)
     }
 
     /// The 1-based column (in characters) of byte `offset` in `text`.
-    pub(super) fn column(&self, text: &str, offset: usize) -> usize {
+    pub(crate) fn column(&self, text: &str, offset: usize) -> usize {
         let start = self.starts[self.line(offset) - 1];
         text.get(start..offset)
             .map_or(1, |before| before.chars().count() + 1)
@@ -36,7 +36,7 @@ impl LineIndex {
 
 /// The line of every key of a document, looked up by path (`["targets", "paris", "bucket"]`).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Locations {
+pub(crate) struct Locations {
     lines: HashMap<String, usize>,
 }
 
@@ -45,7 +45,7 @@ const SEP: char = '\u{1f}';
 const ITEM: char = '\u{1e}';
 
 impl Locations {
-    pub(super) fn from_document(root: &DeTable<'_>, index: &LineIndex) -> Self {
+    pub(crate) fn from_document(root: &DeTable<'_>, index: &LineIndex) -> Self {
         let mut locations = Locations::default();
         locations.walk(root, "", index);
         locations
@@ -77,14 +77,14 @@ impl Locations {
 
     /// The line of the key at `path` (for a table: its header); when the key is absent,
     /// the line of the nearest enclosing table that is present.
-    pub(super) fn line(&self, path: &[&str]) -> Option<usize> {
+    pub(crate) fn line(&self, path: &[&str]) -> Option<usize> {
         (1..=path.len())
             .rev()
             .find_map(|len| self.lines.get(&Self::key(&path[..len])).copied())
     }
 
     /// The line of item `item` of the array at `path`, else the line of the array's key.
-    pub(super) fn item_line(&self, path: &[&str], item: usize) -> Option<usize> {
+    pub(crate) fn item_line(&self, path: &[&str], item: usize) -> Option<usize> {
         self.lines
             .get(&format!("{}{ITEM}{item}", Self::key(path)))
             .copied()

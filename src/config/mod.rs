@@ -14,8 +14,8 @@
 //! `config /etc/coffre.toml:12: unknown key "bukket" in [targets.paris] (…; did you mean "bucket"?)`.
 //! [`EXAMPLE`] is a complete, commented configuration.
 
-mod locate;
-mod parse;
+pub(crate) mod locate;
+pub(crate) mod parse;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -47,6 +47,12 @@ identity_file = "/etc/coffre/identity.age"
 level = 3      # zstd level, 1 (fastest) to 19 (smallest); default 3
 threads = 2    # zstd worker threads, 0 to 64; 0 = single-threaded; default 2
 
+# Optional section: the secret key of anonymization (see policies/README.md). Fake values
+# derive from it, so the same key gives the same fakes in every table and every run.
+# COFFRE_ANONYMIZATION_KEY in the environment overrides the file.
+[anonymization]
+key_file = "/etc/coffre/anonymization.key"
+
 # Targets are where backups are stored; every source names one or more of them.
 # Names use lowercase letters, digits, "_" and "-" (they become part of object keys).
 [targets.paris]
@@ -75,6 +81,8 @@ targets = ["paris", "local"]
 owners_and_privileges = false             # optional; false = pg_dump --no-owner --no-privileges
 pg_dump = "/usr/bin/pg_dump"              # optional, default "pg_dump" from PATH
 psql = "/usr/bin/psql"                    # optional, default "psql" from PATH
+policy = "policies/billing.toml"          # optional: the anonymization policy of this source
+anonymize = false                         # optional: true = every backup is anonymized
 
 [sources.demo]
 type = "sqlite"
@@ -91,6 +99,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub encryption: EncryptionConfig,
     pub compression: CompressionConfig,
+    /// `[anonymization]` (optional).
+    pub anonymization: AnonymizationConfig,
     /// Targets by name.
     pub targets: BTreeMap<String, TargetConfig>,
     /// Sources by name.
@@ -104,6 +114,14 @@ pub struct EncryptionConfig {
     pub recipients: Vec<String>,
     /// The identity used to restore and drill, resolved against the config directory.
     pub identity_file: Option<PathBuf>,
+}
+
+/// `[anonymization]`: the secret key of deterministic fake data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnonymizationConfig {
+    /// A file holding the key (any bytes; 32 random bytes recommended), resolved against
+    /// the config directory. `COFFRE_ANONYMIZATION_KEY` in the environment overrides it.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[compression]`.
@@ -179,6 +197,10 @@ pub struct PostgresSource {
     pub pg_dump: PathBuf,
     /// The `psql` binary, like `pg_dump`.
     pub psql: PathBuf,
+    /// The anonymization policy of this source, resolved against the config directory.
+    pub policy: Option<PathBuf>,
+    /// When true, every backup of this source is anonymized.
+    pub anonymize: bool,
 }
 
 /// `type = "sqlite"`.
@@ -188,6 +210,10 @@ pub struct SqliteSource {
     pub path: PathBuf,
     /// Names of the targets to store backups in.
     pub targets: Vec<String>,
+    /// The anonymization policy of this source, resolved against the config directory.
+    pub policy: Option<PathBuf>,
+    /// When true, every backup of this source is anonymized.
+    pub anonymize: bool,
 }
 
 impl SourceConfig {
@@ -204,6 +230,22 @@ impl SourceConfig {
         match self {
             SourceConfig::Postgres(_) => "postgres",
             SourceConfig::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The anonymization policy file, if any.
+    pub fn policy(&self) -> Option<&Path> {
+        match self {
+            SourceConfig::Postgres(s) => s.policy.as_deref(),
+            SourceConfig::Sqlite(s) => s.policy.as_deref(),
+        }
+    }
+
+    /// Whether every backup of this source is anonymized.
+    pub fn anonymize(&self) -> bool {
+        match self {
+            SourceConfig::Postgres(s) => s.anonymize,
+            SourceConfig::Sqlite(s) => s.anonymize,
         }
     }
 }
@@ -339,7 +381,10 @@ fn defined(what: &str, name: &str, known: &[String]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()

@@ -17,14 +17,15 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::{LineIndex, Locations};
 use super::{
-    CompressionConfig, Config, EncryptionConfig, FsTarget, PostgresSource, Problem, S3Target,
-    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+    AnonymizationConfig, CompressionConfig, Config, EncryptionConfig, FsTarget, PostgresSource,
+    Problem, S3Target, SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
 };
 
 const TOP_KEYS: &[&str] = &[
     "state_dir",
     "encryption",
     "compression",
+    "anonymization",
     "targets",
     "sources",
 ];
@@ -45,6 +46,12 @@ struct RawEncryption {
 struct RawCompression {
     level: Option<i64>,
     threads: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnonymization {
+    key_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +81,8 @@ struct RawPostgres {
     owners_and_privileges: Option<bool>,
     pg_dump: Option<String>,
     psql: Option<String>,
+    policy: Option<String>,
+    anonymize: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +90,8 @@ struct RawPostgres {
 struct RawSqlite {
     path: Option<String>,
     targets: Option<Vec<String>>,
+    policy: Option<String>,
+    anonymize: Option<bool>,
 }
 
 /// Parses `text`, loaded from `file`, into a config and the line of every key; or every
@@ -102,7 +113,7 @@ pub(super) fn parse(text: &str, file: PathBuf) -> Result<(Config, Locations), Ve
     }
 }
 
-fn syntax_problem(text: &str, lines: &LineIndex, error: &toml::de::Error) -> Problem {
+pub(crate) fn syntax_problem(text: &str, lines: &LineIndex, error: &toml::de::Error) -> Problem {
     let mut message = error.message().trim().to_lowercase();
     if message == "duplicate key" {
         message.push_str(": each key and each [table] may appear only once");
@@ -204,6 +215,17 @@ impl Parser<'_> {
             None => Some(CompressionConfig::default()),
         };
 
+        let anonymization = match root.remove_entry("anonymization") {
+            Some((key, value)) => {
+                let scope = self.scope("[anonymization]".to_owned(), &key.span());
+                let raw: Option<RawAnonymization> = self.fields(value, &scope, &[]);
+                raw.map(|raw| AnonymizationConfig {
+                    key_file: raw.key_file.map(|p| self.resolve(&p)),
+                })
+            }
+            None => Some(AnonymizationConfig::default()),
+        };
+
         let targets = self.named("targets", &mut root, Self::target);
         let sources = self.named("sources", &mut root, Self::source);
 
@@ -212,6 +234,7 @@ impl Parser<'_> {
             state_dir: self.resolve(&state_dir?),
             encryption: encryption?,
             compression: compression?,
+            anonymization: anonymization?,
             targets,
             sources,
         })
@@ -315,6 +338,8 @@ impl Parser<'_> {
                     owners_and_privileges: raw.owners_and_privileges.unwrap_or(false),
                     pg_dump: self.program(raw.pg_dump.as_deref().unwrap_or("pg_dump")),
                     psql: self.program(raw.psql.as_deref().unwrap_or("psql")),
+                    policy: raw.policy.map(|p| self.resolve(&p)),
+                    anonymize: raw.anonymize.unwrap_or(false),
                 }))
             }
             _ => {
@@ -324,6 +349,8 @@ impl Parser<'_> {
                 Some(SourceConfig::Sqlite(SqliteSource {
                     path: self.resolve(&path?),
                     targets: targets?,
+                    policy: raw.policy.map(|p| self.resolve(&p)),
+                    anonymize: raw.anonymize.unwrap_or(false),
                 }))
             }
         }
@@ -701,7 +728,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
-             encryption, compression, targets, sources; did you mean \"state_dir\"?)",
+             encryption, compression, anonymization, targets, sources; did you mean \"state_dir\"?)",
                 line_of(&text, "stat_dir")
             )),
             "{err}"
@@ -715,7 +742,7 @@ mod tests {
         );
         assert!(
             err.contains(&format!(
-                ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets; \
+                ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets, policy, anonymize; \
              did you mean \"path\"?)",
                 line_of(&text, "pth")
             )),

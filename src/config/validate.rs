@@ -28,6 +28,9 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
     v.path(&config.state_dir, &["state_dir"], "state_dir");
     v.encryption(config);
     v.compression(config);
+    if let Some(key_file) = &config.anonymization.key_file {
+        v.path(key_file, &["anonymization", "key_file"], "key_file");
+    }
 
     if config.targets.is_empty() {
         v.report(
@@ -56,6 +59,17 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
     for (name, source) in &config.sources {
         v.name("sources", name);
         v.source_targets(name, source.targets(), &config.targets);
+        if let Some(policy) = source.policy() {
+            v.path(policy, &["sources", name, "policy"], "policy");
+        }
+        if source.anonymize() && source.policy().is_none() {
+            v.report(
+                &["sources", name, "anonymize"],
+                format!(
+                    "source {name:?} has anonymize = true but no policy: add policy =                      \"policies/{name}.toml\" (`coffre policy init {name}` writes a starting one)"
+                ),
+            );
+        }
         match source {
             SourceConfig::Postgres(pg) => v.postgres(name, pg),
             SourceConfig::Sqlite(sqlite) => {

@@ -49,6 +49,11 @@ pub trait RowTransform: Send {
         table: &TableInfo,
         fields: &mut [Option<Vec<u8>>],
     ) -> Result<(), TransformError>;
+    /// Called when the dump holds a large object (PostgreSQL `lo_create`), whose
+    /// bytes no column rule sees. The default lets it through.
+    fn large_object(&mut self) -> Result<(), TransformError> {
+        Ok(())
+    }
 }
 
 /// The transform of raw backups and restores: every row as it is.

@@ -138,6 +138,17 @@ impl<'t> PgPlainParser<'t> {
                         rewrite,
                     };
                 } else if !(self.lexer.at_statement_start() && line.starts_with(b"\\")) {
+                    if self.lexer.at_statement_start()
+                        && line.starts_with(b"SELECT pg_catalog.lo_create(")
+                    {
+                        self.transform
+                            .large_object()
+                            .map_err(|source| DumpError::Transform {
+                                table: "(large objects)".into(),
+                                row: 0,
+                                source,
+                            })?;
+                    }
                     // psql meta-commands (`\restrict KEY`, `\connect`) are whole
                     // lines outside SQL: they do not start a statement.
                     self.lexer.scan_line(line);

@@ -15,7 +15,8 @@ use serde::Serialize;
 use super::encode::{EncodeError, Encoded, encode};
 use super::fanout::{FanOutEnd, branch, fan_out};
 use super::{Context, ContextError, Piece, channel, seconds_since};
-use crate::dump::{DumpStats, Identity};
+use crate::anonymize::setup::{self, SetupError};
+use crate::dump::{DumpStats, Identity, RowTransform};
 use crate::keys;
 use crate::manifest::{
     self, BackupKind, Compression, DATA_OBJECT, Encryption, MANIFEST_OBJECT, Manifest, ObjectEntry,
@@ -65,6 +66,13 @@ pub struct BackupReport {
     pub error: Option<String>,
 }
 
+/// Options of one backup.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackupOptions {
+    /// Anonymize with the source's policy; `None` follows the source's `anonymize`.
+    pub anonymize: Option<bool>,
+}
+
 /// Sends the source's chunks down the pipeline.
 struct ChannelSink {
     tx: tokio::sync::mpsc::Sender<Piece>,
@@ -80,24 +88,68 @@ impl ChunkSink for ChannelSink {
     }
 }
 
+/// Errors that stop a backup before it starts (configuration, policy, keys).
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Anonymize(#[from] SetupError),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
 /// Runs one backup. Errors of the configuration come back as `Err`; failures of
 /// the job itself are in the report (status `failed`, with the reason).
 pub async fn run_backup(
     ctx: &Context,
     source_name: &str,
+    options: BackupOptions,
     progress: Arc<Progress>,
-) -> Result<BackupReport, ContextError> {
+) -> Result<BackupReport, BackupError> {
     let started = Instant::now();
     let started_at = Utc::now();
     let id = manifest::new_backup_id(started_at);
     let source = ctx.source(source_name)?;
-    let stores = ctx.stores_of(source_name)?;
-    let recipients = keys::parse_recipients(&ctx.config.encryption.recipients)?;
-    let compression = ctx.config.compression.clone();
+    let anonymize = options.anonymize.unwrap_or(
+        ctx.config
+            .source(source_name)
+            .map_err(ContextError::from)?
+            .anonymize(),
+    );
+    let kind = if anonymize {
+        BackupKind::Anonymized
+    } else {
+        BackupKind::Full
+    };
+    // Policy, key and the fail-closed check against the live schema, before any row.
+    let prepared = if anonymize {
+        let prepared = tokio::task::block_in_place(|| setup::prepare(ctx, source_name))?;
+        for w in &prepared.warnings {
+            tracing::warn!("{w}");
+        }
+        Some(prepared)
+    } else {
+        None
+    };
+    let (policy_sha256, unique_columns, transform): (
+        Option<String>,
+        Vec<String>,
+        Box<dyn RowTransform>,
+    ) = match prepared {
+        Some(p) => (
+            Some(p.policy_sha256),
+            p.unique_columns,
+            Box::new(p.anonymizer),
+        ),
+        None => (
+            None,
+            raw_unique_columns(ctx, source_name),
+            Box::new(Identity),
+        ),
+    };
     let span = tracing::info_span!("backup", source = %source_name, id = %id);
     let _guard = span.enter();
-    tracing::info!(targets = stores.len(), "backup started");
-
     let dump_tool = {
         let s = source.clone();
         tokio::task::spawn_blocking(move || s.dump_tool())
@@ -106,25 +158,75 @@ pub async fn run_backup(
             .and_then(|r| r)
             .unwrap_or_else(|e| format!("unknown ({e})"))
     };
+    let job = StoreJob {
+        source: source_name.to_owned(),
+        id: id.clone(),
+        kind,
+        source_type: source.kind().to_owned(),
+        dump_tool,
+        recipients: ctx.config.encryption.recipients.clone(),
+        started_at,
+        started,
+        policy_sha256,
+        unique_columns,
+        derived_from: None,
+    };
+    let producer_progress = progress.clone();
+    let producer = move |tx: tokio::sync::mpsc::Sender<Piece>| -> Result<DumpStats, SourceError> {
+        let mut sink = ChannelSink {
+            tx,
+            progress: producer_progress,
+        };
+        let mut transform = transform;
+        let stats = source.dump(transform.as_mut(), &mut sink)?;
+        sink.tx
+            .blocking_send(Piece::End)
+            .map_err(|_| SourceError::Downstream)?;
+        Ok(stats)
+    };
+    store_backup(ctx, job, producer, progress).await
+}
+
+/// What a stored backup is, besides its bytes.
+pub struct StoreJob {
+    pub source: String,
+    pub id: String,
+    pub kind: BackupKind,
+    pub source_type: String,
+    pub dump_tool: String,
+    /// age recipients the data is encrypted to.
+    pub recipients: Vec<String>,
+    pub started_at: chrono::DateTime<Utc>,
+    pub started: Instant,
+    pub policy_sha256: Option<String>,
+    pub unique_columns: Vec<String>,
+    pub derived_from: Option<String>,
+}
+
+/// Stores one stream of SQL text as a backup of `job.source` in all its targets:
+/// `producer` runs on a blocking thread, sends the text and ends with
+/// [`Piece::End`]; encoding, fan-out, uploads and manifests follow.
+pub async fn store_backup<P>(
+    ctx: &Context,
+    job: StoreJob,
+    producer: P,
+    progress: Arc<Progress>,
+) -> Result<BackupReport, BackupError>
+where
+    P: FnOnce(tokio::sync::mpsc::Sender<Piece>) -> Result<DumpStats, SourceError> + Send + 'static,
+{
+    let source_name = job.source.as_str();
+    let id = job.id.clone();
+    let kind = job.kind;
+    let stores = ctx.stores_of(source_name)?;
+    let recipients = keys::parse_recipients(&job.recipients)?;
+    let compression = ctx.config.compression.clone();
+    tracing::info!(targets = stores.len(), "backup started");
 
     let (src_tx, src_rx) = channel();
     let (enc_tx, enc_rx) = channel();
 
-    let source_task = {
-        let source = source.clone();
-        let progress = progress.clone();
-        tokio::task::spawn_blocking(move || -> Result<DumpStats, SourceError> {
-            let mut sink = ChannelSink {
-                tx: src_tx,
-                progress,
-            };
-            let stats = source.dump(&mut Identity, &mut sink)?;
-            sink.tx
-                .blocking_send(Piece::End)
-                .map_err(|_| SourceError::Downstream)?;
-            Ok(stats)
-        })
-    };
+    let source_task = tokio::task::spawn_blocking(move || producer(src_tx));
     let encode_task = {
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
@@ -202,7 +304,7 @@ pub async fn run_backup(
     let mut report = BackupReport {
         id: id.clone(),
         source: source_name.to_owned(),
-        kind: BackupKind::Full,
+        kind,
         status: BackupStatus::Failed,
         targets: Vec::new(),
         plaintext_bytes: 0,
@@ -219,19 +321,19 @@ pub async fn run_backup(
             format: manifest::FORMAT.into(),
             id: id.clone(),
             source: source_name.to_owned(),
-            source_type: source.kind().to_owned(),
-            kind: BackupKind::Full,
-            started_at,
+            source_type: job.source_type.clone(),
+            kind,
+            started_at: job.started_at,
             finished_at: Utc::now(),
             coffre_version: env!("CARGO_PKG_VERSION").to_owned(),
-            dump_tool,
+            dump_tool: job.dump_tool.clone(),
             compression: Compression {
                 algorithm: "zstd".into(),
                 level: ctx.config.compression.level,
             },
             encryption: Encryption {
                 algorithm: "age".into(),
-                recipients: ctx.config.encryption.recipients.clone(),
+                recipients: job.recipients.clone(),
             },
             plaintext_bytes: enc.plaintext_bytes,
             objects: vec![ObjectEntry {
@@ -240,6 +342,9 @@ pub async fn run_backup(
                 sha256: enc.sha256.clone(),
             }],
             tables: stats.clone(),
+            unique_columns: job.unique_columns.clone(),
+            policy_sha256: job.policy_sha256.clone(),
+            derived_from: job.derived_from.clone(),
         };
         let body = Bytes::from(m.to_json());
         let manifest_key = manifest::object_key(source_name, &id, MANIFEST_OBJECT);
@@ -283,7 +388,7 @@ pub async fn run_backup(
         report.error = failure;
     }
     report.targets = outcomes;
-    report.duration_s = seconds_since(started);
+    report.duration_s = seconds_since(job.started);
     match report.status {
         BackupStatus::Ok => tracing::info!(
             bytes = report.stored_bytes,
@@ -294,4 +399,32 @@ pub async fn run_backup(
         BackupStatus::Failed => tracing::error!(error = ?report.error, "backup failed"),
     }
     Ok(report)
+}
+
+/// For a raw backup of a source that has a policy: the unique columns, recorded so
+/// that an anonymized copy made later from this backup keeps them unique. Best
+/// effort: a failure only loses that hint.
+fn raw_unique_columns(ctx: &Context, source: &str) -> Vec<String> {
+    let has_policy = ctx
+        .config
+        .source(source)
+        .map(|s| s.policy().is_some())
+        .unwrap_or(false);
+    if !has_policy {
+        return Vec::new();
+    }
+    match tokio::task::block_in_place(|| setup::live_schema(ctx, source)) {
+        Ok(schema) => {
+            let mut v: Vec<String> =
+                crate::anonymize::transform::Anonymizer::unique_columns(&schema)
+                    .into_iter()
+                    .collect();
+            v.sort();
+            v
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the unique columns of the source");
+            Vec::new()
+        }
+    }
 }

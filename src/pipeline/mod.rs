@@ -6,6 +6,7 @@
 //! channel that closes without it means the stage before failed, and whatever
 //! follows is abandoned (uploads aborted, restores rolled back).
 
+pub mod anonymize_copy;
 pub mod backup;
 pub mod context;
 pub mod encode;

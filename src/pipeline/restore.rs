@@ -300,7 +300,7 @@ async fn check_counts(
 }
 
 /// Downloads one copy, checking size and SHA-256; sends `End` only when both match.
-async fn download(
+pub(crate) async fn download(
     store: DynStore,
     m: Manifest,
     tx: Sender<Piece>,
@@ -356,10 +356,20 @@ async fn download(
 }
 
 /// A `Read` over the download channel: EOF only after `End`.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: Receiver<Piece>,
     current: Bytes,
     ended: bool,
+}
+
+impl ChannelReader {
+    pub(crate) fn new(rx: Receiver<Piece>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            ended: false,
+        }
+    }
 }
 
 impl Read for ChannelReader {

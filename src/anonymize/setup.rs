@@ -1,0 +1,152 @@
+//! Getting an anonymizer ready for a source: its policy, the anonymization key,
+//! the live schema, and the fail-closed check of one against the other — all
+//! before a single row is read.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::policy::{self, CheckReport, Policy};
+use super::schema::{self, SchemaInfo};
+use super::transform::Anonymizer;
+use crate::config::{Config, SourceConfig};
+use crate::pipeline::{Context, ContextError};
+
+/// The environment variable that holds the anonymization key (overrides `key_file`).
+pub const KEY_ENV: &str = "COFFRE_ANONYMIZATION_KEY";
+/// Shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(
+        "source {0} has no anonymization policy: add policy = \"policies/{0}.toml\" to [sources.{0}] (`coffre policy init {0}` writes a starting one)"
+    )]
+    NoPolicy(String),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    #[error(
+        "no anonymization key: set {KEY_ENV} or [anonymization] key_file (e.g. `head -c 32 /dev/urandom > /etc/coffre/anonymization.key`)"
+    )]
+    NoKey,
+    #[error("anonymization key {where_}: {reason}")]
+    BadKey { where_: String, reason: String },
+    #[error("reading the schema of source {source_name}: {reason}")]
+    Schema { source_name: String, reason: String },
+    #[error("policy check failed ({} problems):\n{}", .0.errors.len(), .0.errors.join("\n"))]
+    Check(CheckReport),
+}
+
+/// Reads the anonymization key from the environment or the configured file.
+pub fn load_key(config: &Config) -> Result<Vec<u8>, SetupError> {
+    let (bytes, where_) = match std::env::var_os(KEY_ENV) {
+        Some(v) => (v.into_encoded_bytes(), KEY_ENV.to_owned()),
+        None => {
+            let path: &PathBuf = config
+                .anonymization
+                .key_file
+                .as_ref()
+                .ok_or(SetupError::NoKey)?;
+            let bytes = std::fs::read(path).map_err(|e| SetupError::BadKey {
+                where_: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            (bytes, path.display().to_string())
+        }
+    };
+    let mut key = bytes;
+    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        key.pop();
+    }
+    if key.len() < MIN_KEY_BYTES {
+        return Err(SetupError::BadKey {
+            where_,
+            reason: format!(
+                "{} bytes is too short: use at least {MIN_KEY_BYTES} random bytes",
+                key.len()
+            ),
+        });
+    }
+    Ok(key)
+}
+
+/// The policy of a source.
+pub fn load_policy(config: &Config, source: &str) -> Result<Policy, SetupError> {
+    let cfg = config.source(source).map_err(ContextError::from)?;
+    let path = cfg
+        .policy()
+        .ok_or_else(|| SetupError::NoPolicy(source.to_owned()))?;
+    Ok(Policy::load(path)?)
+}
+
+/// The live schema of a source (blocking: queries the database).
+pub fn live_schema(ctx: &Context, source: &str) -> Result<SchemaInfo, SetupError> {
+    let err = |reason: String| SetupError::Schema {
+        source_name: source.to_owned(),
+        reason,
+    };
+    match ctx.config.source(source).map_err(ContextError::from)? {
+        SourceConfig::Postgres(_) => {
+            let db = ctx.postgres(source)?;
+            schema::postgres_schema(&db).map_err(|e| err(e.to_string()))
+        }
+        SourceConfig::Sqlite(s) => schema::sqlite_schema(&s.path).map_err(|e| err(e.to_string())),
+    }
+}
+
+/// Checks the policy of a source against its live schema (blocking).
+pub fn check_source(ctx: &Context, source: &str) -> Result<CheckReport, SetupError> {
+    let policy = load_policy(&ctx.config, source)?;
+    let schema = live_schema(ctx, source)?;
+    Ok(policy::check(&policy, &schema))
+}
+
+/// A ready anonymizer, with what the manifest records about it.
+pub struct Prepared {
+    pub anonymizer: Anonymizer,
+    pub policy_sha256: String,
+    pub unique_columns: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Builds an anonymizer from unique columns already known (e.g. from a manifest).
+pub fn with_unique(
+    config: &Config,
+    source: &str,
+    unique: &[String],
+) -> Result<Prepared, SetupError> {
+    let policy = load_policy(config, source)?;
+    let key = load_key(config)?;
+    let sha = policy.sha256.clone();
+    let unique_set: HashSet<String> = unique.iter().cloned().collect();
+    Ok(Prepared {
+        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique_set),
+        policy_sha256: sha,
+        unique_columns: unique.to_vec(),
+        warnings: Vec::new(),
+    })
+}
+
+/// Loads everything and checks the policy against the live schema; fails closed
+/// on any error of the check (blocking).
+pub fn prepare(ctx: &Context, source: &str) -> Result<Prepared, SetupError> {
+    let policy = load_policy(&ctx.config, source)?;
+    let key = load_key(&ctx.config)?;
+    let schema = live_schema(ctx, source)?;
+    let report = policy::check(&policy, &schema);
+    if !report.errors.is_empty() {
+        return Err(SetupError::Check(report));
+    }
+    let unique = Anonymizer::unique_columns(&schema);
+    let mut unique_columns: Vec<String> = unique.iter().cloned().collect();
+    unique_columns.sort();
+    let sha = policy.sha256.clone();
+    Ok(Prepared {
+        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique),
+        policy_sha256: sha,
+        unique_columns,
+        warnings: report.warnings,
+    })
+}

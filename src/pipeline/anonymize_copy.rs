@@ -1,0 +1,150 @@
+//! An anonymized copy of an existing backup, without touching production:
+//! store → SHA-256 → age⁻¹ (the appliance's identity) → zstd⁻¹ → anonymizer →
+//! zstd → age (the requester's recipient only) → the source's targets, as a new
+//! backup of kind `anonymized` that names the backup it was derived from.
+
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use tokio::sync::mpsc::Sender;
+
+use super::backup::{BackupError, BackupReport, StoreJob, store_backup};
+use super::restore::{ChannelReader, download};
+use super::{CHUNK, Context, ContextError, Piece, channel};
+use crate::anonymize::setup::{self, SetupError};
+use crate::catalog;
+use crate::dump::DumpStats;
+use crate::dump::pg_plain::{Output, PgPlainParser};
+use crate::keys;
+use crate::manifest::{self, BackupKind};
+use crate::progress::Progress;
+use crate::source::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("no backup {0} in any target (see `coffre list`)")]
+    NotFound(String),
+    #[error("backup {id} has no whole copy{}", .target.as_ref().map(|t| format!(" in target {t}")).unwrap_or_default())]
+    NoCopy { id: String, target: Option<String> },
+    #[error(
+        "backup {0} is an SQLite backup: anonymized copies of SQLite backups are not supported yet (back up the source with --anonymize instead)"
+    )]
+    Unsupported(String),
+}
+
+/// Options of `coffre anonymize`.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub backup_id: String,
+    /// The requester's age recipient: the only key that decrypts the copy.
+    pub recipient: String,
+    /// Read the backup from this target (default: the first whole copy).
+    pub target: Option<String>,
+}
+
+/// Makes the copy; its report is a backup report (status per target).
+pub async fn run_anonymize_copy(
+    ctx: &Context,
+    opts: &CopyOptions,
+    progress: Arc<Progress>,
+) -> Result<BackupReport, CopyError> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    keys::parse_recipients(std::slice::from_ref(&opts.recipient))?;
+    let entry = catalog::find(ctx, &opts.backup_id)
+        .await?
+        .ok_or_else(|| CopyError::NotFound(opts.backup_id.clone()))?;
+    let copy = entry
+        .good_copies()
+        .find(|c| opts.target.as_ref().is_none_or(|t| &c.target == t))
+        .ok_or_else(|| CopyError::NoCopy {
+            id: entry.id.clone(),
+            target: opts.target.clone(),
+        })?;
+    let m = copy
+        .manifest
+        .clone()
+        .ok_or_else(|| CopyError::NotFound(opts.backup_id.clone()))?;
+    if m.source_type != "postgres" {
+        return Err(CopyError::Unsupported(m.id.clone()));
+    }
+    let store = ctx.store(&copy.target).ok_or_else(|| CopyError::NoCopy {
+        id: entry.id.clone(),
+        target: Some(copy.target.clone()),
+    })?;
+    let identity_file = ctx
+        .config
+        .encryption
+        .identity_file
+        .clone()
+        .ok_or(keys::KeyError::NoIdentity)?;
+    let identities = keys::load_identities(&identity_file)?;
+    let prepared = setup::with_unique(&ctx.config, &m.source, &m.unique_columns)?;
+    let mut anonymizer = prepared.anonymizer;
+
+    let (dl_tx, dl_rx) = channel();
+    let download_task = tokio::spawn(download(store.clone(), m.clone(), dl_tx, progress.clone()));
+    let what = format!("backup {} in target {}", m.id, store.name());
+    let producer = move |tx: Sender<Piece>| -> Result<DumpStats, SourceError> {
+        let fail = |e: String| SourceError::Other(format!("reading {what}: {e}"));
+        let reader = BufReader::with_capacity(CHUNK, ChannelReader::new(dl_rx));
+        let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| fail(e.to_string()))?;
+        let plain = decryptor
+            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| fail(format!("{e} (is the identity file the right one?)")))?;
+        let mut zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| fail(e.to_string()))?;
+        let mut parser = PgPlainParser::new(&mut anonymizer, Output::Emit);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match zstd.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            parser.feed(&buf[..n])?;
+            if parser.output_len() >= CHUNK {
+                tx.blocking_send(Piece::Data(Bytes::from(parser.take_output())))
+                    .map_err(|_| SourceError::Downstream)?;
+            }
+        }
+        let (rest, stats) = parser.finish()?;
+        if !rest.is_empty() {
+            tx.blocking_send(Piece::Data(Bytes::from(rest)))
+                .map_err(|_| SourceError::Downstream)?;
+        }
+        tx.blocking_send(Piece::End)
+            .map_err(|_| SourceError::Downstream)?;
+        Ok(stats)
+    };
+    let job = StoreJob {
+        source: m.source.clone(),
+        id: manifest::new_backup_id(started_at),
+        kind: BackupKind::Anonymized,
+        source_type: m.source_type.clone(),
+        dump_tool: m.dump_tool.clone(),
+        recipients: vec![opts.recipient.clone()],
+        started_at,
+        started,
+        policy_sha256: Some(prepared.policy_sha256),
+        unique_columns: m.unique_columns.clone(),
+        derived_from: Some(m.id.clone()),
+    };
+    let mut report = store_backup(ctx, job, producer, progress).await?;
+    // A failed download explains a broken stream better than the decoder does.
+    if let Ok(Err(e)) = download_task.await {
+        report.error = Some(e.to_string());
+    }
+    Ok(report)
+}
