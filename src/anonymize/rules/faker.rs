@@ -43,7 +43,7 @@ pub(crate) enum Kind {
     Card,
 }
 
-const KIND_COUNT: usize = 18;
+const KIND_COUNT: usize = Kind::Card as usize + 1;
 
 impl Kind {
     pub(crate) fn name(self) -> &'static str {
@@ -599,6 +599,12 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("too few distinct values"), "{err}");
+    }
+
+    #[test]
+    fn fakers_can_move_to_the_dump_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Faker>();
     }
 
     #[test]

@@ -150,7 +150,6 @@ pub(crate) fn siret_or_siren(
             d.push(key);
             d
         }
-        9 if kind == Kind::Siret => luhn_number(&mut faker.rng_for(Kind::Siren, norm), 9, None),
         n => luhn_number(rng, n, None),
     };
     fill_digits(original, &digits)

@@ -191,5 +191,3 @@ mod tests {
         assert_eq!(doc, format!(r#"{{"note":"écrire à {fake}"}}"#));
     }
 }
-#[cfg(test)]
-mod bench_tmp;
