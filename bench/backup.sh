@@ -13,7 +13,7 @@
 # then the ratios c/b, d/c, e/f. Prints a table and writes target/bench/backup-SCALE.json.
 #
 # Knobs (environment):
-#   COFFRE_BENCH_CASES=a,b,f   run only these cases (default a,b,c,d,e,f; e needs c)
+#   COFFRE_BENCH_CASES=a,b,f   run only these cases (default a,b,c,d,e,f,g; e needs c)
 #   COFFRE_BIN=PATH            use this coffre binary instead of `cargo build --release`
 #   COFFRE_BENCH_KEEP=1        keep the dumps and backups of the run (target/bench/run-SCALE)
 #   COFFRE_TEST_S3_ENDPOINTS   (with _ACCESS_KEY, _SECRET_KEY) use these S3 servers instead of
@@ -33,10 +33,10 @@ COFFRE_SAY_PREFIX="[bench]"
 # shellcheck source=../scripts/lib/services.sh source-path=SCRIPTDIR
 source "$ROOT/scripts/lib/services.sh"
 
-CASES=${COFFRE_BENCH_CASES:-a,b,c,d,e,f}
+CASES=${COFFRE_BENCH_CASES:-a,b,c,d,e,f,g}
 has() { [[ ,$CASES, == *,$1,* ]]; }
 for c in ${CASES//,/ }; do
-    [[ $c == [abcdef] ]] || coffre_die "unknown case '$c' in COFFRE_BENCH_CASES (cases: a,b,c,d,e,f)"
+    [[ $c == [abcdefg] ]] || coffre_die "unknown case '$c' in COFFRE_BENCH_CASES (cases: a,b,c,d,e,f,g)"
 done
 if has e && ! has c; then coffre_die "case e restores the backup of case c: add c to COFFRE_BENCH_CASES"; fi
 
@@ -156,6 +156,9 @@ state_dir = "$DIR/state"
 recipients = ["$RECIPIENT"]
 identity_file = "$DIR/identity.txt"
 
+[anonymization]
+key_file = "$DIR/anon.key"
+
 [targets.local]
 type = "fs"
 path = "$DIR/fs"
@@ -181,6 +184,14 @@ type = "postgres"
 url = "$SRC_URL"
 targets = ["local"]
 EOF
+    cat <<EOF
+
+[sources.anon]
+type = "postgres"
+url = "$SRC_URL"
+targets = ["local"]
+policy = "$ROOT/policies/billing.toml"
+EOF
     if has d; then
         cat <<EOF
 
@@ -192,6 +203,7 @@ EOF
     fi
 } >"$CFG"
 mkdir -p "$DIR/fs" "$DIR/state"
+[[ -s $DIR/anon.key ]] || head -c 32 /dev/urandom >"$DIR/anon.key"
 
 # The plain dump: its size is the MB of every MB/s; it is also f's input (and warms the cache).
 coffre_say "pg_dump of $SRC_DB (plain, for size and case f)"
@@ -253,6 +265,12 @@ if has d; then
         >"$DIR/d.json" 2>"$LOGS/d.log" || failed d
 fi
 
+if has g; then
+    coffre_say "g: coffre backup anon --anonymize (policies/billing.toml, fs target)"
+    "${TIME[@]}" -o "$DIR/times/g" "$COFFRE" --config "$CFG" backup anon --anonymize --json \
+        >"$DIR/g.json" 2>"$LOGS/g.log" || failed g
+fi
+
 # Row counts of every table, to check that a restore restored something.
 table_counts() {
     local url=$1 t
@@ -302,6 +320,7 @@ labels = {
     "d": "coffre backup -> 2 x S3",
     "e": "coffre restore -> new db",
     "f": "psql -f plain.sql -> new db",
+    "g": "coffre backup --anonymize -> fs",
 }
 
 def read_time(path):
@@ -334,7 +353,7 @@ def counts(name):
     return open(path).read() if os.path.exists(path) else None
 
 results = {}
-for c in "abcdef":
+for c in "abcdefg":
     if c not in cases:
         continue
     wall, kib = read_time(os.path.join(d, "times", c))
@@ -345,8 +364,10 @@ for c in "abcdef":
         r["processes"] = {p: {"wall_s": w, "peak_rss_mib": mib(k)} for p, (w, k) in parts.items()}
         r["peak_rss_mib"] = max(v["peak_rss_mib"] for v in r["processes"].values())
         r["output_bytes"] = os.path.getsize(os.path.join(d, "b.sql.zst.age"))
-    if c in "cde":
+    if c in "cdeg":
         r["coffre"] = coffre_json(c)
+    if c == "g" and r["coffre"] and wall > 0:
+        r["rows_per_s"] = round(r["coffre"].get("rows", 0) / wall)
     if c in "ef":
         r["row_counts_match_source"] = counts(c) == counts("source")
     results[c] = r
@@ -358,7 +379,7 @@ def ratio(x, y):
                 if results[y]["peak_rss_mib"] > 0 else None}
     return None
 
-ratios = {"c/b": ratio("c", "b"), "d/c": ratio("d", "c"), "e/f": ratio("e", "f")}
+ratios = {"c/b": ratio("c", "b"), "d/c": ratio("d", "c"), "e/f": ratio("e", "f"), "g/a": ratio("g", "a")}
 report = {
     "scale": scale,
     "plain_dump_bytes": plain_bytes,
@@ -380,6 +401,8 @@ print(f"{'':2}{'case':<32}{'wall s':>9}{'MB/s':>9}{'peak RSS MiB':>14}")
 for c, r in results.items():
     mbs = "-" if r["mb_per_s"] is None else f"{r['mb_per_s']:.1f}"
     print(f"{c:2}{r['what']:<32}{r['wall_s']:>9.2f}{mbs:>9}{r['peak_rss_mib']:>14.1f}")
+if "g" in results and "rows_per_s" in results["g"]:
+    print(f"anonymized backup: {results['g']['rows_per_s']} rows/s")
 for c in ("e", "f"):
     if c in results and not results[c]["row_counts_match_source"]:
         print(f"WARNING: row counts after {c} differ from the source (see {d}/counts.*)")

@@ -28,6 +28,7 @@ pub struct Anonymizer {
     faker: Faker,
     unique: HashSet<String>,
     plan: Vec<ColumnPlan>,
+    mask: Vec<bool>,
     values: u64,
     rows: u64,
 }
@@ -42,6 +43,7 @@ impl Anonymizer {
             faker,
             unique,
             plan: Vec::new(),
+            mask: Vec::new(),
             values: 0,
             rows: 0,
         }
@@ -83,6 +85,7 @@ fn schema_of(table: &TableInfo) -> &str {
 impl RowTransform for Anonymizer {
     fn begin_table(&mut self, table: &TableInfo) -> Result<bool, TransformError> {
         self.plan.clear();
+        self.mask.clear();
         let schema = schema_of(table);
         if schema == SQLITE_SCHEMA && table.name == "sqlite_sequence" {
             return Ok(false); // SQLite's own counters: no personal data
@@ -103,6 +106,7 @@ impl RowTransform for Anonymizer {
                 })?;
             let rule = (*rule != Rule::Keep).then(|| rule.clone());
             rewrite |= rule.is_some();
+            self.mask.push(rule.is_some());
             self.plan.push(ColumnPlan {
                 unique: self
                     .unique
@@ -140,6 +144,10 @@ impl RowTransform for Anonymizer {
             self.values += 1;
         }
         Ok(())
+    }
+
+    fn column_mask(&self) -> Option<&[bool]> {
+        Some(&self.mask)
     }
 
     fn large_object(&mut self) -> Result<(), TransformError> {

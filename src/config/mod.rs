@@ -45,7 +45,8 @@ identity_file = "/etc/coffre/identity.age"
 # Optional section.
 [compression]
 level = 3      # zstd level, 1 (fastest) to 19 (smallest); default 3
-threads = 2    # zstd worker threads, 0 to 64; 0 = single-threaded; default 2
+threads = 0    # zstd worker threads, 0 to 64; 0 (default) = on the encoding thread; more
+               # helps only when the database outruns one core and cores are spare
 
 # Optional section: the secret key of anonymization (see policies/README.md). Fake values
 # derive from it, so the same key gives the same fakes in every table and every run.
@@ -137,7 +138,7 @@ impl Default for CompressionConfig {
     fn default() -> Self {
         CompressionConfig {
             level: 3,
-            threads: 2,
+            threads: 0,
         }
     }
 }

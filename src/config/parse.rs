@@ -719,7 +719,7 @@ mod tests {
     fn unknown_keys_everywhere_are_all_reported() {
         let text = EXAMPLE
             .replace("state_dir =", "stat_dir =")
-            .replace("threads = 2", "thread = 2")
+            .replace("threads = 0", "thread = 0")
             .replace(
                 "targets = [\"local\"]",
                 "targets = [\"local\"]\npth = \"x\"",

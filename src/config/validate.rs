@@ -148,7 +148,7 @@ impl Validator<'_> {
                 &["compression", "threads"],
                 format!(
                     "[compression] threads must be between {} and {} (0 = single-threaded; \
-                     default 2)",
+                     default 0)",
                     THREADS.start(),
                     THREADS.end()
                 ),
@@ -777,13 +777,13 @@ mod tests {
             "level = 9",
             "[compression] level must be between 1 and 19",
         );
-        let text = EXAMPLE.replace("threads = 2", "threads = -1");
+        let text = EXAMPLE.replace("threads = 0", "threads = -1");
         assert_fails(
             &text,
             "threads = -1",
             "[compression] threads must be between 0 and 64 (0 = single-threaded",
         );
-        let text = EXAMPLE.replace("threads = 2", "threads = 0");
+        let text = EXAMPLE.replace("threads = 0", "threads = 2");
         assert!(Config::from_str_at(&text, Path::new("x.toml")).is_ok());
         let text = EXAMPLE.replace("part_size_mib = 8", "part_size_mib = 4");
         assert_fails(

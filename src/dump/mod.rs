@@ -49,6 +49,12 @@ pub trait RowTransform: Send {
         table: &TableInfo,
         fields: &mut [Option<Vec<u8>>],
     ) -> Result<(), TransformError>;
+    /// Which columns of the current table `transform_row` rewrites (`true`), if not
+    /// all. Columns outside the mask are not decoded: they reach `transform_row` as
+    /// `None` and are written back byte for byte, whatever it does with them.
+    fn column_mask(&self) -> Option<&[bool]> {
+        None
+    }
     /// Called when the dump holds a large object (PostgreSQL `lo_create`), whose
     /// bytes no column rule sees. The default lets it through.
     fn large_object(&mut self) -> Result<(), TransformError> {

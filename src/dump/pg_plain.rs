@@ -23,6 +23,8 @@ enum State {
         table: TableInfo,
         acc: RowAccumulator,
         rewrite: bool,
+        /// Columns the transform rewrites (`None`: all of them).
+        mask: Option<Vec<bool>>,
     },
 }
 
@@ -47,7 +49,7 @@ impl<'t> PgPlainParser<'t> {
             lexer: SqlLexer::default(),
             state: State::Sql,
             carry: Vec::new(),
-            out: Vec::with_capacity(1 << 20),
+            out: Vec::with_capacity(crate::pipeline::CHUNK + 4096),
             line_no: 0,
             stats: DumpStats::default(),
             fields: Vec::new(),
@@ -87,7 +89,10 @@ impl<'t> PgPlainParser<'t> {
 
     /// Takes the output produced so far.
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.out, Vec::with_capacity(1 << 20))
+        std::mem::replace(
+            &mut self.out,
+            Vec::with_capacity(crate::pipeline::CHUNK + 4096),
+        )
     }
 
     /// Ends the dump: returns the last output and the stats of every table.
@@ -132,10 +137,12 @@ impl<'t> PgPlainParser<'t> {
                             source,
                         }
                     })?;
+                    let mask = self.transform.column_mask().map(<[bool]>::to_vec);
                     self.state = State::Copy {
                         table,
                         acc: RowAccumulator::default(),
                         rewrite,
+                        mask,
                     };
                 } else if !(self.lexer.at_statement_start() && line.starts_with(b"\\")) {
                     if self.lexer.at_statement_start()
@@ -159,26 +166,38 @@ impl<'t> PgPlainParser<'t> {
                 table,
                 acc,
                 rewrite,
+                mask,
             } => {
                 if line == b"\\." {
                     self.stats.tables.push(acc.finish(table));
                     self.state = State::Sql;
                     self.emit(line, newline);
                 } else if *rewrite {
-                    self.fields.clear();
-                    if !table.columns.is_empty() {
-                        self.fields
-                            .extend(copy_text::split_fields(line).map(copy_text::decode_field));
-                    }
+                    // Only the columns the transform rewrites are decoded; the others
+                    // go back out as the raw bytes they came in.
+                    let raw: Vec<&[u8]> = if table.columns.is_empty() {
+                        Vec::new()
+                    } else {
+                        copy_text::split_fields(line).collect()
+                    };
                     let row = acc.rows() + 1;
-                    if self.fields.len() != table.columns.len() {
+                    if raw.len() != table.columns.len() {
                         return Err(DumpError::FieldCount {
                             table: table.qualified(),
                             row,
-                            found: self.fields.len(),
+                            found: raw.len(),
                             expected: table.columns.len(),
                         });
                     }
+                    let wanted = |i: usize| mask.as_ref().is_none_or(|m| m.get(i) == Some(&true));
+                    self.fields.clear();
+                    self.fields.extend(raw.iter().enumerate().map(|(i, r)| {
+                        if wanted(i) {
+                            copy_text::decode_field(r)
+                        } else {
+                            None
+                        }
+                    }));
                     self.transform
                         .transform_row(table, &mut self.fields)
                         .map_err(|source| DumpError::Transform {
@@ -187,8 +206,18 @@ impl<'t> PgPlainParser<'t> {
                             source,
                         })?;
                     let start = self.out.len();
-                    copy_text::encode_row(self.fields.iter().map(|f| f.as_deref()), &mut self.out);
-                    acc.add(&self.out[start..self.out.len() - 1]);
+                    for (i, r) in raw.iter().enumerate() {
+                        if i > 0 {
+                            self.out.push(b'\t');
+                        }
+                        if wanted(i) {
+                            copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);
+                        } else {
+                            self.out.extend_from_slice(r);
+                        }
+                    }
+                    acc.add(&self.out[start..]);
+                    self.out.push(b'\n');
                     if self.output == Output::Discard {
                         self.out.truncate(start);
                     }

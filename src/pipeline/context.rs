@@ -29,6 +29,8 @@ pub enum ContextError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Target(String),
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
 }
@@ -37,47 +39,70 @@ pub enum ContextError {
 pub struct Context {
     pub config: Config,
     stores: BTreeMap<String, DynStore>,
+    /// Targets that could not be built (e.g. a credential variable unset), with
+    /// why: an error only for the sources that use them.
+    broken: BTreeMap<String, String>,
 }
 
 impl Context {
     /// Builds every store of the configuration (no network call).
     pub async fn new(config: Config) -> Result<Context, ContextError> {
         let mut stores: BTreeMap<String, DynStore> = BTreeMap::new();
+        let mut broken = BTreeMap::new();
         for (name, target) in &config.targets {
-            let store: DynStore = match target {
-                TargetConfig::Fs(fs) => Arc::new(FsStore::new(name.clone(), fs.path.clone())),
-                TargetConfig::S3(s3) => {
-                    let env =
-                        |var: &Option<String>, what| -> Result<Option<String>, ContextError> {
-                            match var {
-                                None => Ok(None),
-                                Some(v) => std::env::var(v).map(Some).map_err(|_| {
-                                    ContextError::MissingEnv {
-                                        target: name.clone(),
-                                        var: v.clone(),
-                                        what,
-                                    }
-                                }),
-                            }
-                        };
-                    Arc::new(
-                        S3Store::connect(S3Params {
-                            name: name.clone(),
-                            bucket: s3.bucket.clone(),
-                            region: s3.region.clone(),
-                            endpoint: s3.endpoint.clone(),
-                            prefix: s3.prefix.clone(),
-                            access_key_id: env(&s3.access_key_id_env, "access key id")?,
-                            secret_access_key: env(&s3.secret_access_key_env, "secret access key")?,
-                            part_size: (s3.part_size_mib as usize) << 20,
-                        })
-                        .await?,
-                    )
+            let built: Result<DynStore, ContextError> = async {
+                Ok(match target {
+                    TargetConfig::Fs(fs) => {
+                        Arc::new(FsStore::new(name.clone(), fs.path.clone())) as DynStore
+                    }
+                    TargetConfig::S3(s3) => {
+                        let env =
+                            |var: &Option<String>, what| -> Result<Option<String>, ContextError> {
+                                match var {
+                                    None => Ok(None),
+                                    Some(v) => std::env::var(v).map(Some).map_err(|_| {
+                                        ContextError::MissingEnv {
+                                            target: name.clone(),
+                                            var: v.clone(),
+                                            what,
+                                        }
+                                    }),
+                                }
+                            };
+                        let access_key_id = env(&s3.access_key_id_env, "access key id")?;
+                        let secret_access_key =
+                            env(&s3.secret_access_key_env, "secret access key")?;
+                        Arc::new(
+                            S3Store::connect(S3Params {
+                                name: name.clone(),
+                                bucket: s3.bucket.clone(),
+                                region: s3.region.clone(),
+                                endpoint: s3.endpoint.clone(),
+                                prefix: s3.prefix.clone(),
+                                access_key_id,
+                                secret_access_key,
+                                part_size: (s3.part_size_mib as usize) << 20,
+                            })
+                            .await?,
+                        )
+                    }
+                })
+            }
+            .await;
+            match built {
+                Ok(store) => {
+                    stores.insert(name.clone(), store);
                 }
-            };
-            stores.insert(name.clone(), store);
+                Err(e) => {
+                    broken.insert(name.clone(), e.to_string());
+                }
+            }
         }
-        Ok(Context { config, stores })
+        Ok(Context {
+            config,
+            stores,
+            broken,
+        })
     }
 
     /// The store of a target.
@@ -88,6 +113,13 @@ impl Context {
     /// The stores of a source, in the order of its `targets`.
     pub fn stores_of(&self, source: &str) -> Result<Vec<DynStore>, ContextError> {
         let cfg = self.config.source(source)?;
+        if let Some((_, why)) = cfg
+            .targets()
+            .iter()
+            .find_map(|t| self.broken.get_key_value(t))
+        {
+            return Err(ContextError::Target(why.clone()));
+        }
         Ok(cfg.targets().iter().filter_map(|t| self.store(t)).collect())
     }
 

@@ -21,7 +21,7 @@ pub struct Branch {
 
 /// Makes a branch and the byte stream its store will consume.
 pub fn branch(name: &str) -> (Branch, ByteStream) {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CAPACITY * 2);
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CAPACITY);
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })

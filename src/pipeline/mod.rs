@@ -19,7 +19,7 @@ use bytes::Bytes;
 pub use context::{Context, ContextError};
 
 /// Size of the chunks that travel between stages.
-pub const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 256 << 10;
 /// Chunks buffered between two stages (memory bound: `CAPACITY × CHUNK` per channel).
 pub const CAPACITY: usize = 4;
 

@@ -456,10 +456,11 @@ fn decode_into(
             }
             Err(e) => return Err(DecodeFailure::Stream(e.to_string())),
         }
-        let seen = session.end_input().map_err(DecodeFailure::Destination)?;
-        let differences = m.tables.differences(&seen);
-        if !differences.is_empty() {
-            return Err(DecodeFailure::Rows(differences));
+        if let Some(seen) = session.end_input().map_err(DecodeFailure::Destination)? {
+            let differences = m.tables.differences(&seen);
+            if !differences.is_empty() {
+                return Err(DecodeFailure::Rows(differences));
+            }
         }
         Ok(())
     })();

@@ -91,8 +91,9 @@ pub trait Destination: Send + Sync {
 /// One restore in progress: nothing is visible until `commit`.
 pub trait RestoreSession: Send {
     fn write(&mut self, sql: &[u8]) -> Result<(), SourceError>;
-    /// End of the SQL text: what it held, checked before committing.
-    fn end_input(&mut self) -> Result<DumpStats, SourceError>;
+    /// End of the SQL text: what it held (per-table stats, when the session
+    /// parses it), checked against the manifest before committing.
+    fn end_input(&mut self) -> Result<Option<DumpStats>, SourceError>;
     fn commit(self: Box<Self>) -> Result<(), SourceError>;
     fn abort(self: Box<Self>);
 }

@@ -13,7 +13,7 @@ use crate::dump::sqlite_sql::{SqliteSqlParser, data_marker, push_literal, quote_
 use crate::dump::stats::RowAccumulator;
 use crate::dump::{DumpError, DumpStats, RowTransform, TableInfo};
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = crate::pipeline::CHUNK;
 
 /// One SQLite database file.
 #[derive(Debug, Clone)]
@@ -361,15 +361,18 @@ impl RestoreSession for SqliteSession {
         })
     }
 
-    fn end_input(&mut self) -> Result<DumpStats, SourceError> {
+    fn end_input(&mut self) -> Result<Option<DumpStats>, SourceError> {
         let parser = self
             .parser
             .take()
             .ok_or_else(|| SourceError::Other("restore input already closed".into()))?;
-        parser.finish().map_err(|source| SourceError::Dump {
-            database: self.db.describe(),
-            source,
-        })
+        parser
+            .finish()
+            .map(Some)
+            .map_err(|source| SourceError::Dump {
+                database: self.db.describe(),
+                source,
+            })
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), SourceError> {
