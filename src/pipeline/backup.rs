@@ -23,7 +23,6 @@ use crate::manifest::{
 };
 use crate::progress::Progress;
 use crate::source::{ChunkSink, SourceError};
-use crate::store::DynStore;
 
 /// Outcome of a backup as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -240,17 +239,14 @@ where
             )
         })
     };
-    let data_key = |store: &DynStore| {
-        let _ = store;
-        manifest::object_key(source_name, &id, DATA_OBJECT)
-    };
+    let data_key = manifest::object_key(source_name, &id, DATA_OBJECT);
     let mut branches = Vec::new();
     let mut uploads = Vec::new();
     for store in &stores {
         let (b, body) = branch(store.name());
         branches.push(b);
         let store = store.clone();
-        let key = data_key(&store);
+        let key = data_key.clone();
         uploads.push(tokio::spawn(
             async move { store.put_stream(&key, body).await },
         ));
@@ -356,7 +352,7 @@ where
                 outcome.status = "failed";
                 outcome.error = Some(e.to_string());
                 // A data object without its manifest is never listed; remove it.
-                let _ = store.delete(&data_key(store)).await;
+                let _ = store.delete(&data_key).await;
             }
         }
         report.plaintext_bytes = enc.plaintext_bytes;
@@ -383,7 +379,7 @@ where
             }
         }
         for store in &stores {
-            let _ = store.delete(&data_key(store)).await;
+            let _ = store.delete(&data_key).await;
         }
         report.error = failure;
     }
