@@ -76,6 +76,11 @@ pub fn encode_field(value: Option<&[u8]>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\\N");
         return;
     };
+    // Most values hold no byte that needs escaping: copy them whole.
+    if !v.iter().any(|&b| b == b'\\' || b < 0x20) {
+        out.extend_from_slice(v);
+        return;
+    }
     for &b in v {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),

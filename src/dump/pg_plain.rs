@@ -39,6 +39,8 @@ pub struct PgPlainParser<'t> {
     line_no: u64,
     stats: DumpStats,
     fields: Vec<Option<Vec<u8>>>,
+    /// Field boundaries of the current row (start, end), reused across rows.
+    spans: Vec<(usize, usize)>,
 }
 
 impl<'t> PgPlainParser<'t> {
@@ -53,6 +55,7 @@ impl<'t> PgPlainParser<'t> {
             line_no: 0,
             stats: DumpStats::default(),
             fields: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -175,29 +178,34 @@ impl<'t> PgPlainParser<'t> {
                 } else if *rewrite {
                     // Only the columns the transform rewrites are decoded; the others
                     // go back out as the raw bytes they came in.
-                    let raw: Vec<&[u8]> = if table.columns.is_empty() {
-                        Vec::new()
-                    } else {
-                        copy_text::split_fields(line).collect()
-                    };
+                    self.spans.clear();
+                    if !table.columns.is_empty() {
+                        let mut start = 0;
+                        for tab in memchr::memchr_iter(b'\t', line) {
+                            self.spans.push((start, tab));
+                            start = tab + 1;
+                        }
+                        self.spans.push((start, line.len()));
+                    }
                     let row = acc.rows() + 1;
-                    if raw.len() != table.columns.len() {
+                    if self.spans.len() != table.columns.len() {
                         return Err(DumpError::FieldCount {
                             table: table.qualified(),
                             row,
-                            found: raw.len(),
+                            found: self.spans.len(),
                             expected: table.columns.len(),
                         });
                     }
                     let wanted = |i: usize| mask.as_ref().is_none_or(|m| m.get(i) == Some(&true));
                     self.fields.clear();
-                    self.fields.extend(raw.iter().enumerate().map(|(i, r)| {
-                        if wanted(i) {
-                            copy_text::decode_field(r)
-                        } else {
-                            None
-                        }
-                    }));
+                    self.fields
+                        .extend(self.spans.iter().enumerate().map(|(i, &(a, b))| {
+                            if wanted(i) {
+                                copy_text::decode_field(&line[a..b])
+                            } else {
+                                None
+                            }
+                        }));
                     self.transform
                         .transform_row(table, &mut self.fields)
                         .map_err(|source| DumpError::Transform {
@@ -206,14 +214,14 @@ impl<'t> PgPlainParser<'t> {
                             source,
                         })?;
                     let start = self.out.len();
-                    for (i, r) in raw.iter().enumerate() {
+                    for (i, &(a, b)) in self.spans.iter().enumerate() {
                         if i > 0 {
                             self.out.push(b'\t');
                         }
                         if wanted(i) {
                             copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);
                         } else {
-                            self.out.extend_from_slice(r);
+                            self.out.extend_from_slice(&line[a..b]);
                         }
                     }
                     acc.add(&self.out[start..]);
