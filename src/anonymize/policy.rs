@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use toml::de::DeTable;
 
-use super::rules::{Locale, Rule};
+use super::rules::{Locale, RULE_NAMES, Rule};
 use super::schema::{ColumnInfo, Dialect, SchemaInfo, TableSchema, TypeKind};
 use crate::config::Problem;
 use crate::config::did_you_mean;
@@ -544,34 +544,6 @@ enum Makes {
     Json,
     Array,
 }
-
-/// Every rule name, for suggesting the ones that fit a type.
-const RULE_NAMES: &[&str] = &[
-    "keep",
-    "null",
-    "redact",
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "street_address",
-    "postcode",
-    "city",
-    "company",
-    "siret",
-    "siren",
-    "iban",
-    "bic",
-    "ip_address",
-    "user_agent",
-    "date_shift",
-    "numeric_noise",
-    "hmac",
-    "scrub",
-    "json",
-    "array",
-];
 
 /// Rule names not listed here make text (a rule added later is checked like text).
 fn makes(rule_name: &str) -> Makes {

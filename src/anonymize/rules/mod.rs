@@ -36,6 +36,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use faker::Faker;
+/// Every rule name, in the order of the documentation.
+pub(crate) use rule::RULE_NAMES;
 pub use rule::Rule;
 
 /// The language and country of generated names, addresses and phone numbers.
