@@ -125,23 +125,25 @@ pub fn object_key(source: &str, id: &str, name: &str) -> String {
     format!("{source}/{id}/{name}")
 }
 
-/// A new backup id: UTC time to the second, then 4 random hex digits
-/// (`20261122T193045Z-7f3a`). Ids sort in time order.
+/// A new backup id: UTC start time to the millisecond, then 4 random hex digits
+/// (`20261122T193045.123Z-7f3a`). Ids sort in start-time order.
 pub fn new_backup_id(now: DateTime<Utc>) -> String {
     let suffix: u16 = rand::random();
-    format!("{}-{suffix:04x}", now.format("%Y%m%dT%H%M%SZ"))
+    format!("{}-{suffix:04x}", now.format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
 /// True for strings shaped like a backup id (used to ignore foreign folders).
 pub fn looks_like_backup_id(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 21
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[16] == b'-'
+    b.len() == 25
         && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
         && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[17..].iter().all(u8::is_ascii_hexdigit)
+        && b[15] == b'.'
+        && b[16..19].iter().all(u8::is_ascii_digit)
+        && b[19] == b'Z'
+        && b[20] == b'-'
+        && b[21..].iter().all(u8::is_ascii_hexdigit)
 }
 
 #[cfg(test)]
@@ -153,13 +155,15 @@ mod tests {
         let id = new_backup_id(Utc::now());
         assert!(looks_like_backup_id(&id), "{id}");
         assert!(!looks_like_backup_id("tmp"));
+        let earlier = new_backup_id(Utc::now() - chrono::Duration::milliseconds(5));
+        assert!(earlier < id, "{earlier} sorts before {id}");
     }
 
     #[test]
     fn manifest_round_trips_and_rejects_unknown_format() {
         let m = Manifest {
             format: FORMAT.into(),
-            id: "20260101T000000Z-0000".into(),
+            id: "20260101T000000.000Z-0000".into(),
             source: "s".into(),
             source_type: "sqlite".into(),
             kind: BackupKind::Full,

@@ -292,7 +292,7 @@ fn truncated_or_half_written_objects_are_never_listed() {
     let ghost = ws
         .path("local")
         .join("billing")
-        .join("20250101T000000Z-abcd");
+        .join("20250101T000000.000Z-abcd");
     std::fs::create_dir_all(&ghost).expect("mkdir");
     std::fs::write(ghost.join("data.sql.zst.age"), b"partial").expect("write");
     assert_eq!(ws.listed("billing"), vec![id.clone()]);
@@ -300,7 +300,7 @@ fn truncated_or_half_written_objects_are_never_listed() {
     let forged = ws
         .path("local")
         .join("billing")
-        .join("20250102T000000Z-abcd");
+        .join("20250102T000000.000Z-abcd");
     std::fs::create_dir_all(&forged).expect("mkdir");
     std::fs::write(forged.join("manifest.json"), b"{\"not\": \"a manifest\"}").expect("write");
     assert_eq!(ws.listed("billing"), vec![id]);
