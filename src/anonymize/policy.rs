@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -24,10 +23,10 @@ use toml::de::DeTable;
 
 use super::rules::{Locale, RULE_NAMES, Rule};
 use super::schema::{ColumnInfo, Dialect, SchemaInfo, TableSchema, TypeKind};
-use crate::config::Problem;
 use crate::config::did_you_mean;
 use crate::config::locate::{LineIndex, Locations};
 use crate::config::parse::syntax_problem;
+use crate::config::{Problem, read_small_text};
 
 /// The largest policy file [`Policy::load`] reads.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -112,15 +111,7 @@ impl Policy {
             file: path.to_path_buf(),
             source,
         };
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
-            .map_err(read_error)?;
-        if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(read_error(std::io::Error::other(format!(
-                "larger than {MAX_FILE_BYTES} bytes: is this really a policy file?"
-            ))));
-        }
+        let text = read_small_text(path, MAX_FILE_BYTES, "policy").map_err(read_error)?;
         Policy::from_str_at(&text, path)
     }
 

@@ -261,6 +261,21 @@ impl TargetConfig {
     }
 }
 
+/// Reads a small text file whole, refusing one over `max` bytes (`what` names the
+/// kind of file in that error). Config and policy files are read this way.
+pub(crate) fn read_small_text(path: &Path, max: u64, what: &str) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {max} bytes: is this really a {what} file?"
+        )));
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Reads, parses and validates (pure: no network, no database, files are not opened
     /// except the config itself). `file` and resolved paths are absolute; messages name
@@ -270,15 +285,7 @@ impl Config {
             file: path.to_path_buf(),
             source,
         };
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
-            .map_err(read_error)?;
-        if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(read_error(std::io::Error::other(format!(
-                "larger than {MAX_FILE_BYTES} bytes: is this really a config file?"
-            ))));
-        }
+        let text = read_small_text(path, MAX_FILE_BYTES, "config").map_err(read_error)?;
         let absolute = std::path::absolute(path).map_err(read_error)?;
         build(&text, path, absolute)
     }

@@ -24,11 +24,16 @@ pub struct TableInfo {
 impl TableInfo {
     /// `schema.name` (or just `name` when the schema is empty, as in SQLite).
     pub fn qualified(&self) -> String {
-        if self.schema.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{}.{}", self.schema, self.name)
-        }
+        qualified_name(&self.schema, &self.name)
+    }
+}
+
+/// `schema.name`, or `name` alone when the schema is empty (SQLite).
+pub fn qualified_name(schema: &str, name: &str) -> String {
+    if schema.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{schema}.{name}")
     }
 }
 

@@ -23,12 +23,7 @@ pub struct TableStats {
 
 impl TableStats {
     pub fn qualified(&self) -> String {
-        TableInfo {
-            schema: self.schema.clone(),
-            name: self.name.clone(),
-            columns: Vec::new(),
-        }
-        .qualified()
+        super::qualified_name(&self.schema, &self.name)
     }
 }
 

@@ -3,7 +3,7 @@
 //! zstd → age (the requester's recipient only) → the source's targets, as a new
 //! backup of kind `anonymized` that names the backup it was derived from.
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio::sync::mpsc::Sender;
 
 use super::backup::{BackupError, BackupReport, StoreJob, store_backup};
-use super::restore::{ChannelReader, download};
+use super::restore::{download, open_plaintext};
 use super::{CHUNK, Context, ContextError, Piece, channel};
 use crate::anonymize::setup::{self, SetupError};
 use crate::catalog;
@@ -98,12 +98,8 @@ pub async fn run_anonymize_copy(
     let what = format!("backup {} in target {}", m.id, store.name());
     let producer = move |tx: Sender<Piece>| -> Result<DumpStats, SourceError> {
         let fail = |e: String| SourceError::Other(format!("reading {what}: {e}"));
-        let reader = BufReader::with_capacity(CHUNK, ChannelReader::new(dl_rx));
-        let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| fail(e.to_string()))?;
-        let plain = decryptor
-            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        let mut zstd = open_plaintext(dl_rx, &identities)
             .map_err(|e| fail(format!("{e} (is the identity file the right one?)")))?;
-        let mut zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| fail(e.to_string()))?;
         let mut parser = PgPlainParser::new(&mut anonymizer, Output::Emit);
         let mut buf = vec![0u8; CHUNK];
         loop {

@@ -167,14 +167,7 @@ pub async fn run_restore(
     let identity_name = identity_file.display().to_string();
 
     if !opts.force {
-        let d = destination.clone();
-        tokio::task::spawn_blocking(move || d.check_empty())
-            .await
-            .map_err(|e| RestoreError::Other(e.to_string()))?
-            .map_err(|source| RestoreError::Destination {
-                destination: destination.describe(),
-                source,
-            })?;
+        on_destination(&destination, |d| d.check_empty()).await?;
     }
 
     // Candidate copies: the named target, or every copy that looks whole.
@@ -251,6 +244,22 @@ pub async fn run_restore(
     })
 }
 
+/// Runs a blocking call on the destination off the async threads.
+async fn on_destination<T, F>(destination: &Arc<dyn Destination>, f: F) -> Result<T, RestoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Destination) -> Result<T, SourceError> + Send + 'static,
+{
+    let d = destination.clone();
+    tokio::task::spawn_blocking(move || f(d.as_ref()))
+        .await
+        .map_err(|e| RestoreError::Other(e.to_string()))?
+        .map_err(|source| RestoreError::Destination {
+            destination: destination.describe(),
+            source,
+        })
+}
+
 async fn check_counts(
     destination: &Arc<dyn Destination>,
     m: &Manifest,
@@ -261,14 +270,7 @@ async fn check_counts(
         .iter()
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
-    let d = destination.clone();
-    let counts = tokio::task::spawn_blocking(move || d.count_rows(&names))
-        .await
-        .map_err(|e| RestoreError::Other(e.to_string()))?
-        .map_err(|source| RestoreError::Destination {
-            destination: destination.describe(),
-            source,
-        })?;
+    let counts = on_destination(destination, move |d| d.count_rows(&names)).await?;
     let tables: Vec<TableCheck> = m
         .tables
         .tables
@@ -396,6 +398,38 @@ impl Read for ChannelReader {
     }
 }
 
+/// The SQL text of a download: age-decrypted, then zstd-decompressed.
+pub(crate) type Plaintext = zstd::stream::read::Decoder<
+    'static,
+    BufReader<age::stream::StreamReader<BufReader<ChannelReader>>>,
+>;
+
+/// Why a download could not be opened as SQL text.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    #[error("none of the identities matches the backup's recipients")]
+    WrongIdentity,
+    #[error("{0}")]
+    Stream(String),
+}
+
+/// Opens the download channel as SQL text: age with `identities`, then zstd.
+pub(crate) fn open_plaintext(
+    rx: Receiver<Piece>,
+    identities: &Identities,
+) -> Result<Plaintext, OpenError> {
+    let reader = BufReader::with_capacity(CHUNK, ChannelReader::new(rx));
+    let decryptor =
+        age::Decryptor::new_buffered(reader).map_err(|e| OpenError::Stream(e.to_string()))?;
+    let plain = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => OpenError::WrongIdentity,
+            other => OpenError::Stream(other.to_string()),
+        })?;
+    zstd::stream::read::Decoder::new(plain).map_err(|e| OpenError::Stream(e.to_string()))
+}
+
 enum DecodeFailure {
     WrongIdentity,
     Stream(String),
@@ -411,24 +445,10 @@ fn decode_into(
     m: &Manifest,
     progress: &Progress,
 ) -> Result<(), DecodeFailure> {
-    let reader = BufReader::with_capacity(
-        CHUNK,
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-            ended: false,
-        },
-    );
-    let decryptor =
-        age::Decryptor::new_buffered(reader).map_err(|e| DecodeFailure::Stream(e.to_string()))?;
-    let plain = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => DecodeFailure::WrongIdentity,
-            other => DecodeFailure::Stream(other.to_string()),
-        })?;
-    let mut zstd = zstd::stream::read::Decoder::new(plain)
-        .map_err(|e| DecodeFailure::Stream(e.to_string()))?;
+    let mut zstd = open_plaintext(rx, identities).map_err(|e| match e {
+        OpenError::WrongIdentity => DecodeFailure::WrongIdentity,
+        OpenError::Stream(reason) => DecodeFailure::Stream(reason),
+    })?;
     let mut session = destination.begin().map_err(DecodeFailure::Destination)?;
     let mut buf = vec![0u8; CHUNK];
     let result = (|| {

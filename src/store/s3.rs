@@ -172,15 +172,7 @@ impl S3Store {
                 let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
                     continue;
                 };
-                match self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .send()
-                    .await
-                {
+                match self.send_abort(key, upload_id).await {
                     Ok(_) => {
                         tracing::info!(target_name = %self.name, key, upload_id, "incomplete upload aborted");
                         aborted += 1;
@@ -413,17 +405,30 @@ impl S3Store {
         }
     }
 
-    /// Best-effort abort of a multipart upload; failures are logged.
-    async fn abort_upload(&self, key: &str, upload_id: &str) {
-        match self
-            .client
+    /// AbortMultipartUpload of `key` (a full key, prefix included).
+    async fn send_abort(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<
+        aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadOutput,
+        SdkError<
+            aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError,
+            HttpResponse,
+        >,
+    > {
+        self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
             .send()
             .await
-        {
+    }
+
+    /// Best-effort abort of a multipart upload; failures are logged.
+    async fn abort_upload(&self, key: &str, upload_id: &str) {
+        match self.send_abort(key, upload_id).await {
             Ok(_) => {
                 tracing::info!(target_name = %self.name, key, upload_id, "multipart upload aborted")
             }
