@@ -5,7 +5,7 @@
 #
 # Measures wall time, MB/s (of the plain pg_dump size) and peak RSS of:
 #   a  pg_dump DB > /dev/null
-#   b  pg_dump DB | zstd -3 | age -r RECIPIENT > file
+#   b  pg_dump DB | zstd -1 | age -r RECIPIENT > file (zstd at coffre's default level)
 #   c  coffre backup to an fs target
 #   d  coffre backup to two S3 targets (SeaweedFS "regions")
 #   e  coffre restore (of c's backup) into a new database
@@ -94,7 +94,7 @@ PG_BASE=${PG_ADMIN%/*}
 SRC_URL=$PG_BASE/$SRC_DB
 
 need_coffre=0
-if has c || has d || has e || ! db_exists "$SRC_DB"; then need_coffre=1; fi
+if has c || has d || has e || has g || ! db_exists "$SRC_DB"; then need_coffre=1; fi
 COFFRE=
 if ((need_coffre)); then
     if [[ -n ${COFFRE_BIN:-} ]]; then
@@ -226,14 +226,14 @@ if has a; then
 fi
 
 if has b; then
-    coffre_say "b: pg_dump | zstd -3 | age > file"
+    coffre_say "b: pg_dump | zstd -1 | age > file"
     # Outer time: the wall time of the pipeline; inner ones: each process's peak RSS.
     # shellcheck disable=SC2016 # expanded by the inner bash
     "${TIME[@]}" -o "$DIR/times/b" bash -c '
         set -o pipefail
         T=(/usr/bin/time -f "%e %M")
         "${T[@]}" -o "$1/times/b.pg_dump" pg_dump "$2" |
-            "${T[@]}" -o "$1/times/b.zstd" zstd -3 -q -c |
+            "${T[@]}" -o "$1/times/b.zstd" zstd -1 -q -c |
             "${T[@]}" -o "$1/times/b.age" age -r "$3" >"$1/b.sql.zst.age"
     ' _ "$DIR" "$SRC_URL" "$RECIPIENT" 2>"$LOGS/b.log" || failed b
 fi
@@ -338,7 +338,7 @@ scale, plain_bytes = int(scale), int(plain_bytes)
 cases = cases.split(",")
 labels = {
     "a": "pg_dump > /dev/null",
-    "b": "pg_dump | zstd -3 | age > file",
+    "b": "pg_dump | zstd -1 | age > file",
     "c": "coffre backup -> fs",
     "d": "coffre backup -> 2 x S3",
     "e": "coffre restore -> new db",

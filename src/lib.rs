@@ -21,5 +21,6 @@ pub mod keys;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+pub mod retention;
 pub mod source;
 pub mod store;

@@ -129,6 +129,20 @@ impl RowTransform for Anonymizer {
             let Some(value) = field.as_ref() else {
                 continue; // NULL stays NULL
             };
+            // Rules that ignore the value also take binary values (bytea, blobs).
+            match rule {
+                Rule::Null => {
+                    *field = None;
+                    self.values += 1;
+                    continue;
+                }
+                Rule::Redact { text } => {
+                    *field = Some(text.clone().into_bytes());
+                    self.values += 1;
+                    continue;
+                }
+                _ => {}
+            }
             let text = std::str::from_utf8(value).map_err(|_| {
                 TransformError(format!(
                     "column {}.{}: value is not UTF-8 text; rule {} needs text (use keep or null)",

@@ -840,13 +840,13 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_key_and_line() {
-        let text = EXAMPLE.replace("level = 3 ", "level = \"3\"");
+        let text = EXAMPLE.replace("level = 1 ", "level = \"1\"");
         assert_eq!(
             error(&text),
             format!(
                 "config /etc/coffre.toml:{}: key \"level\" in [compression] has the wrong type: \
-                 found string \"3\", expected an integer (remove the quotes)",
-                line_of(&text, "level = \"3\"")
+                 found string \"1\", expected an integer (remove the quotes)",
+                line_of(&text, "level = \"1\"")
             )
         );
         let text = EXAMPLE.replace("targets = [\"local\"]", "targets = \"local\"");

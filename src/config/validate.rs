@@ -759,19 +759,19 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let text = EXAMPLE.replace("level = 3 ", "level = 20");
+        let text = EXAMPLE.replace("level = 1 ", "level = 20");
         assert_fails(
             &text,
             "level = 20",
             "[compression] level must be between 1 and 19",
         );
-        let text = EXAMPLE.replace("level = 3 ", "level = 0 ");
+        let text = EXAMPLE.replace("level = 1 ", "level = 0 ");
         assert_fails(
             &text,
             "level = 0",
             "[compression] level must be between 1 and 19",
         );
-        let text = EXAMPLE.replace("level = 3 ", "level = 99999999999");
+        let text = EXAMPLE.replace("level = 1 ", "level = 99999999999");
         assert_fails(
             &text,
             "level = 9",

@@ -8,6 +8,7 @@
 
 pub mod copy_text;
 pub mod pg_plain;
+pub mod sqlite_rows;
 pub mod sqlite_sql;
 pub mod stats;
 

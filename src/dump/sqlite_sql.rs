@@ -29,6 +29,22 @@ pub fn data_marker(table: &TableInfo) -> String {
     )
 }
 
+/// The start of a row statement of `table`, up to the opening parenthesis of its
+/// values: `INSERT INTO "t" VALUES(`, or with the column list when the table has
+/// columns the dump leaves out (generated ones): `INSERT INTO "t"("a","b") VALUES(`.
+pub fn insert_prefix(table: &TableInfo, with_columns: bool) -> String {
+    if with_columns {
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        format!(
+            "INSERT INTO {}({}) VALUES(",
+            quote_ident(&table.name),
+            cols.join(",")
+        )
+    } else {
+        format!("INSERT INTO {} VALUES(", quote_ident(&table.name))
+    }
+}
+
 /// Appends one value as an SQLite literal that reads back to the same value and type.
 pub fn push_literal(value: ValueRef<'_>, out: &mut Vec<u8>) {
     match value {
@@ -100,6 +116,55 @@ enum Lex {
     Block,
 }
 
+/// One piece of SQLite SQL text, as [`SqliteSqlParser::feed_items`] reports it.
+/// The `raw` bytes of the pieces, in order, are the text exactly.
+#[derive(Debug, Clone, Copy)]
+pub enum SqlItem<'a> {
+    /// A complete statement. `text` is `raw` without the white space before it,
+    /// and ends with `;`; `line` is the line of that `;`.
+    Statement {
+        raw: &'a [u8],
+        text: &'a [u8],
+        line: u64,
+        /// Set when the statement is a row of the table of the last marker.
+        row: Option<RowOf<'a>>,
+    },
+    /// A line comment alone on its line(s), with the white space before it and
+    /// its newline (none at the very end of the text).
+    Comment {
+        raw: &'a [u8],
+        /// Set when the comment is a `-- coffre:data` marker: that table's rows follow.
+        marker: Option<&'a TableInfo>,
+    },
+    /// White space after the last statement.
+    Trailing(&'a [u8]),
+}
+
+/// A row statement: `INSERT INTO "t" VALUES(…);` right after the marker of `t`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowOf<'a> {
+    pub table: &'a TableInfo,
+    /// Length of the statement's `INSERT INTO … VALUES(` prefix: the values follow.
+    pub prefix_len: usize,
+}
+
+/// The table of the last marker, while its rows follow.
+struct Marked {
+    table: TableInfo,
+    acc: RowAccumulator,
+    /// [`insert_prefix`] without, then with, the column list.
+    prefixes: [Vec<u8>; 2],
+}
+
+impl Marked {
+    fn prefix_len(&self, text: &[u8]) -> Option<usize> {
+        self.prefixes
+            .iter()
+            .find(|p| text.starts_with(p))
+            .map(Vec::len)
+    }
+}
+
 /// Splits SQLite SQL text into complete statements, as `sqlite3_complete` would,
 /// and counts the rows of each marked table.
 pub struct SqliteSqlParser {
@@ -116,7 +181,9 @@ pub struct SqliteSqlParser {
     /// space precedes it.
     comment_start: usize,
     comment_leading: bool,
-    current: Option<(TableInfo, RowAccumulator, Vec<u8>)>,
+    current: Option<Marked>,
+    /// Whether rows are checksummed (off for a caller that checksums the rows it writes).
+    count: bool,
     stats: DumpStats,
 }
 
@@ -140,15 +207,41 @@ impl SqliteSqlParser {
             comment_start: 0,
             comment_leading: false,
             current: None,
+            count: true,
             stats: DumpStats::default(),
         }
     }
 
-    /// Feeds text; `on_statement` receives each complete statement (with its `;`).
+    /// A parser that reports rows but does not checksum them: the stats of
+    /// [`Self::finish`] then hold the tables with no rows.
+    pub fn without_stats() -> Self {
+        SqliteSqlParser {
+            count: false,
+            ..Self::new()
+        }
+    }
+
+    /// Feeds text; `on_statement` receives each complete statement (trimmed, with
+    /// its `;`).
     pub fn feed<E>(
         &mut self,
         chunk: &[u8],
         on_statement: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<DumpError>,
+    {
+        self.feed_items(chunk, &mut |item| match item {
+            SqlItem::Statement { text, .. } => on_statement(text),
+            _ => Ok(()),
+        })
+    }
+
+    /// Feeds text; `on_item` receives every piece of it, statements and comments.
+    pub fn feed_items<E>(
+        &mut self,
+        chunk: &[u8],
+        on_item: &mut dyn FnMut(SqlItem<'_>) -> Result<(), E>,
     ) -> Result<(), E>
     where
         E: From<DumpError>,
@@ -185,12 +278,11 @@ impl SqliteSqlParser {
                         self.line_no += 1;
                         self.lex = Lex::Code;
                         self.prev = 0;
+                        self.stmt.push(b);
                         if self.comment_leading {
-                            let comment = self.stmt.split_off(self.comment_start);
-                            self.stmt.clear();
-                            self.comment(&comment)?;
-                        } else {
-                            self.stmt.push(b);
+                            let raw = std::mem::take(&mut self.stmt);
+                            self.comment(&raw, raw.len() - 1, on_item)?;
+                            self.reuse(raw);
                         }
                     } else {
                         self.stmt.push(b);
@@ -239,8 +331,9 @@ impl SqliteSqlParser {
             self.stmt.push(b);
             i += 1;
             if b == b';' && self.depth == 0 {
-                let stmt = std::mem::take(&mut self.stmt);
-                self.statement(&stmt, on_statement)?;
+                let raw = std::mem::take(&mut self.stmt);
+                self.statement(&raw, on_item)?;
+                self.reuse(raw);
                 self.words_seen = 0;
                 self.is_trigger = false;
             }
@@ -249,21 +342,42 @@ impl SqliteSqlParser {
     }
 
     /// Ends the text: everything must have been complete statements.
-    pub fn finish(mut self) -> Result<DumpStats, DumpError> {
+    pub fn finish(self) -> Result<DumpStats, DumpError> {
+        self.finish_items::<DumpError>(&mut |_| Ok(()))
+    }
+
+    /// [`Self::finish`], reporting the last pieces (a comment without a newline,
+    /// trailing white space) to `on_item`.
+    pub fn finish_items<E>(
+        mut self,
+        on_item: &mut dyn FnMut(SqlItem<'_>) -> Result<(), E>,
+    ) -> Result<DumpStats, E>
+    where
+        E: From<DumpError>,
+    {
         self.end_word();
         if self.lex == Lex::Line && self.comment_leading {
-            let comment = self.stmt.split_off(self.comment_start);
-            self.stmt.clear();
-            self.comment(&comment)?;
+            let raw = std::mem::take(&mut self.stmt);
+            self.comment(&raw, raw.len(), on_item)?;
         }
         if !self.stmt.iter().all(u8::is_ascii_whitespace) {
             return Err(DumpError::Syntax {
                 line: self.line_no,
                 message: "the dump ends inside a statement: it is truncated".into(),
-            });
+            }
+            .into());
+        }
+        if !self.stmt.is_empty() {
+            on_item(SqlItem::Trailing(&self.stmt))?;
         }
         self.close_table();
         Ok(self.stats)
+    }
+
+    /// Gives a statement buffer back, emptied, to keep its capacity.
+    fn reuse(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.stmt = buf;
     }
 
     fn count_lines(&mut self, s: &[u8]) {
@@ -291,45 +405,77 @@ impl SqliteSqlParser {
         self.word.clear();
     }
 
-    fn comment(&mut self, text: &[u8]) -> Result<(), DumpError> {
-        let text = text.trim_ascii();
-        if let Some(rest) = text.strip_prefix(MARKER) {
-            self.close_table();
-            let mut header = b"COPY ".to_vec();
-            header.extend_from_slice(rest);
-            header.extend_from_slice(b" FROM stdin;");
-            let table = parse_copy_header(&header).map_err(|message| DumpError::Syntax {
-                line: self.line_no,
-                message,
-            })?;
-            let prefix = format!("INSERT INTO {} VALUES(", quote_ident(&table.name)).into_bytes();
-            self.current = Some((table, RowAccumulator::default(), prefix));
-        }
-        Ok(())
+    /// A leading line comment: `raw[self.comment_start..end]` is its text.
+    fn comment<E: From<DumpError>>(
+        &mut self,
+        raw: &[u8],
+        end: usize,
+        on_item: &mut dyn FnMut(SqlItem<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let text = raw[self.comment_start..end].trim_ascii();
+        let Some(rest) = text.strip_prefix(MARKER) else {
+            return on_item(SqlItem::Comment { raw, marker: None });
+        };
+        self.close_table();
+        let mut header = b"COPY ".to_vec();
+        header.extend_from_slice(rest);
+        header.extend_from_slice(b" FROM stdin;");
+        let table = parse_copy_header(&header).map_err(|message| DumpError::Syntax {
+            line: self.line_no,
+            message,
+        })?;
+        let prefixes = [
+            insert_prefix(&table, false).into_bytes(),
+            insert_prefix(&table, true).into_bytes(),
+        ];
+        let marked = self.current.insert(Marked {
+            table,
+            acc: RowAccumulator::default(),
+            prefixes,
+        });
+        on_item(SqlItem::Comment {
+            raw,
+            marker: Some(&marked.table),
+        })
     }
 
     fn statement<E: From<DumpError>>(
         &mut self,
-        stmt: &[u8],
-        on_statement: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+        raw: &[u8],
+        on_item: &mut dyn FnMut(SqlItem<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let trimmed = stmt.trim_ascii();
-        let is_row = match &mut self.current {
-            Some((_, acc, prefix)) if trimmed.starts_with(prefix) => {
-                acc.add(trimmed);
-                true
+        let text = raw.trim_ascii();
+        let prefix_len = match &mut self.current {
+            Some(marked) => {
+                let len = marked.prefix_len(text);
+                if len.is_some() && self.count {
+                    marked.acc.add(text);
+                }
+                len
             }
-            _ => false,
+            None => None,
         };
-        if !is_row {
+        if prefix_len.is_none() {
             self.close_table();
         }
-        on_statement(trimmed)
+        let row = match (prefix_len, &self.current) {
+            (Some(prefix_len), Some(marked)) => Some(RowOf {
+                table: &marked.table,
+                prefix_len,
+            }),
+            _ => None,
+        };
+        on_item(SqlItem::Statement {
+            raw,
+            text,
+            line: self.line_no,
+            row,
+        })
     }
 
     fn close_table(&mut self) {
-        if let Some((table, acc, _)) = self.current.take() {
-            self.stats.tables.push(acc.finish(&table));
+        if let Some(marked) = self.current.take() {
+            self.stats.tables.push(marked.acc.finish(&marked.table));
         }
     }
 }
@@ -390,6 +536,83 @@ mod tests {
                 conn.query_row(&sql, [], |r| r.get(0)).expect("query");
             assert_eq!(back, v, "{sql}");
         }
+    }
+
+    #[test]
+    fn items_give_the_text_back_and_rows_with_a_column_list_count() {
+        // Tables with generated columns list their stored columns in each INSERT.
+        let text = "\n CREATE TABLE t (a, b AS (a * 2), c);\n\
+            -- coffre:data \"t\" (\"a\", \"c\")\n\
+            INSERT INTO \"t\"(\"a\",\"c\") VALUES(1,'x');\n  -- note\r\n\
+            INSERT INTO \"t\"(\"a\",\"c\") VALUES(2,NULL);\nCOMMIT;\n\n-- end";
+        let mut p = SqliteSqlParser::new();
+        let mut raw = Vec::new();
+        let mut seen = Vec::new();
+        for piece in text.as_bytes().chunks(3) {
+            p.feed_items::<DumpError>(piece, &mut |item| {
+                match item {
+                    SqlItem::Statement {
+                        raw: r,
+                        text,
+                        line,
+                        row,
+                    } => {
+                        raw.extend_from_slice(r);
+                        assert!(r.ends_with(text));
+                        let what = match row {
+                            Some(row) => {
+                                assert_eq!(
+                                    &text[..row.prefix_len],
+                                    b"INSERT INTO \"t\"(\"a\",\"c\") VALUES("
+                                );
+                                format!("row of {} at line {line}", row.table.name)
+                            }
+                            None => format!("statement at line {line}"),
+                        };
+                        seen.push(what);
+                    }
+                    SqlItem::Comment { raw: r, marker } => {
+                        raw.extend_from_slice(r);
+                        seen.push(format!("comment {:?}", marker.map(|t| &t.name)));
+                    }
+                    SqlItem::Trailing(r) => raw.extend_from_slice(r),
+                }
+                Ok(())
+            })
+            .expect("feed");
+        }
+        let stats = p
+            .finish_items::<DumpError>(&mut |item| {
+                match item {
+                    SqlItem::Comment { raw: r, .. } | SqlItem::Trailing(r) => {
+                        raw.extend_from_slice(r);
+                        seen.push("last".into());
+                    }
+                    SqlItem::Statement { .. } => panic!("no statement left"),
+                }
+                Ok(())
+            })
+            .expect("finish");
+        assert_eq!(String::from_utf8_lossy(&raw), text);
+        assert_eq!(
+            seen,
+            [
+                "statement at line 2",
+                "comment Some(\"t\")",
+                "row of t at line 4",
+                "comment None",
+                "row of t at line 6",
+                "statement at line 7",
+                "last"
+            ]
+        );
+        assert_eq!(stats.tables.len(), 1);
+        assert_eq!(stats.tables[0].rows, 2);
+        let mut quiet = SqliteSqlParser::without_stats();
+        quiet
+            .feed::<DumpError>(text.as_bytes(), &mut |_| Ok(()))
+            .expect("feed");
+        assert_eq!(quiet.finish().expect("finish").tables[0].rows, 0);
     }
 
     #[test]

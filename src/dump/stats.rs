@@ -1,12 +1,15 @@
 //! Per-table row counts and order-independent content checksums.
 //!
-//! A table's checksum is the wrapping sum, as a 128-bit integer, of the first 16 bytes
-//! of the SHA-256 of each row's text in the dump (a COPY line for PostgreSQL, an
+//! A table's checksum is the wrapping sum, as a 128-bit integer, of the XXH3-128
+//! hash of each row's text in the dump (a COPY line for PostgreSQL, an
 //! INSERT statement for SQLite). A sum does not depend on row order, so a checksum
 //! recomputed from a restored database matches the one taken at backup time.
+//!
+//! XXH3 rather than SHA-256: these checksums catch a restore that lost or changed
+//! rows, not an attacker (the manifest that holds them is authenticated, and the
+//! data object has its own SHA-256); XXH3 hashes a row ten times faster.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::TableInfo;
 
@@ -36,10 +39,8 @@ pub struct RowAccumulator {
 
 impl RowAccumulator {
     pub fn add(&mut self, row_text: &[u8]) {
-        let digest = Sha256::digest(row_text);
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&digest[..16]);
-        self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
+        let hash = xxhash_rust::xxh3::xxh3_128(row_text);
+        self.sum = self.sum.wrapping_add(hash);
         self.rows += 1;
     }
 

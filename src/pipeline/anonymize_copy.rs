@@ -2,6 +2,10 @@
 //! store → SHA-256 → age⁻¹ (the appliance's identity) → zstd⁻¹ → anonymizer →
 //! zstd → age (the requester's recipient only) → the source's targets, as a new
 //! backup of kind `anonymized` that names the backup it was derived from.
+//!
+//! The dump is parsed as its source type wrote it (`pg_dump` plain text, or
+//! coffre's SQLite SQL) and rows go through the same conversions as in an
+//! anonymized backup, so the copy is that backup's text, byte for byte.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -16,8 +20,9 @@ use super::restore::{download, open_plaintext};
 use super::{CHUNK, Context, ContextError, Piece, channel};
 use crate::anonymize::setup::{self, SetupError};
 use crate::catalog;
-use crate::dump::DumpStats;
 use crate::dump::pg_plain::{Output, PgPlainParser};
+use crate::dump::sqlite_rows::SqliteRewriter;
+use crate::dump::{DumpError, DumpStats, RowTransform};
 use crate::keys;
 use crate::manifest::{self, BackupKind};
 use crate::progress::Progress;
@@ -38,9 +43,71 @@ pub enum CopyError {
     #[error("backup {id} has no whole copy{}", .target.as_ref().map(|t| format!(" in target {t}")).unwrap_or_default())]
     NoCopy { id: String, target: Option<String> },
     #[error(
-        "backup {0} is an SQLite backup: anonymized copies of SQLite backups are not supported yet (back up the source with --anonymize instead)"
+        "backup {id} is a {source_type} backup: anonymized copies are made of postgres and sqlite backups only (back up the source with --anonymize instead)"
     )]
-    Unsupported(String),
+    UnsupportedSourceType { id: String, source_type: String },
+}
+
+/// The dump formats a copy can be made of, by the manifest's `source_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DumpFormat {
+    /// `pg_dump --format=plain`.
+    Postgres,
+    /// coffre's own SQLite SQL text.
+    Sqlite,
+}
+
+impl DumpFormat {
+    fn of(source_type: &str) -> Option<DumpFormat> {
+        match source_type {
+            "postgres" => Some(DumpFormat::Postgres),
+            "sqlite" => Some(DumpFormat::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// The rewriter of one dump's text.
+enum Rewriter<'t> {
+    Postgres(PgPlainParser<'t>),
+    Sqlite(SqliteRewriter<'t>),
+}
+
+impl<'t> Rewriter<'t> {
+    fn new(format: DumpFormat, transform: &'t mut dyn RowTransform) -> Self {
+        match format {
+            DumpFormat::Postgres => Rewriter::Postgres(PgPlainParser::new(transform, Output::Emit)),
+            DumpFormat::Sqlite => Rewriter::Sqlite(SqliteRewriter::new(transform)),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
+        match self {
+            Rewriter::Postgres(p) => p.feed(chunk),
+            Rewriter::Sqlite(r) => r.feed(chunk),
+        }
+    }
+
+    fn output_len(&self) -> usize {
+        match self {
+            Rewriter::Postgres(p) => p.output_len(),
+            Rewriter::Sqlite(r) => r.output_len(),
+        }
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        match self {
+            Rewriter::Postgres(p) => p.take_output(),
+            Rewriter::Sqlite(r) => r.take_output(),
+        }
+    }
+
+    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError> {
+        match self {
+            Rewriter::Postgres(p) => p.finish(),
+            Rewriter::Sqlite(r) => r.finish(),
+        }
+    }
 }
 
 /// Options of `coffre anonymize`.
@@ -76,9 +143,11 @@ pub async fn run_anonymize_copy(
         .manifest
         .clone()
         .ok_or_else(|| CopyError::NotFound(opts.backup_id.clone()))?;
-    if m.source_type != "postgres" {
-        return Err(CopyError::Unsupported(m.id.clone()));
-    }
+    let format =
+        DumpFormat::of(&m.source_type).ok_or_else(|| CopyError::UnsupportedSourceType {
+            id: m.id.clone(),
+            source_type: m.source_type.clone(),
+        })?;
     let store = ctx.store(&copy.target).ok_or_else(|| CopyError::NoCopy {
         id: entry.id.clone(),
         target: Some(copy.target.clone()),
@@ -100,7 +169,7 @@ pub async fn run_anonymize_copy(
         let fail = |e: String| SourceError::Other(format!("reading {what}: {e}"));
         let mut zstd = open_plaintext(dl_rx, &identities)
             .map_err(|e| fail(format!("{e} (is the identity file the right one?)")))?;
-        let mut parser = PgPlainParser::new(&mut anonymizer, Output::Emit);
+        let mut parser = Rewriter::new(format, &mut anonymizer);
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = match zstd.read(&mut buf) {

@@ -5,11 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{ChunkSink, Destination, RestoreSession, Source, SourceError};
-use crate::dump::sqlite_sql::{SqliteSqlParser, data_marker, push_literal, quote_ident};
+use crate::dump::sqlite_rows::{push_field, value_text};
+use crate::dump::sqlite_sql::{
+    SqliteSqlParser, data_marker, insert_prefix, push_literal, quote_ident,
+};
 use crate::dump::stats::RowAccumulator;
 use crate::dump::{DumpError, DumpStats, RowTransform, TableInfo};
 
@@ -163,15 +166,7 @@ fn dump_table(
         })?;
     buf.extend_from_slice(data_marker(&table).as_bytes());
     let col_list: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
-    let prefix = if table.columns.len() == all {
-        format!("INSERT INTO {} VALUES(", quote_ident(name))
-    } else {
-        format!(
-            "INSERT INTO {}({}) VALUES(",
-            quote_ident(name),
-            col_list.join(",")
-        )
-    };
+    let prefix = insert_prefix(&table, table.columns.len() != all);
     let select = if table.columns.is_empty() {
         return Ok(RowAccumulator::default().finish(&table));
     } else {
@@ -209,14 +204,7 @@ fn dump_table(
                     buf.push(b',');
                 }
                 // An unchanged value keeps its type; a rewritten one becomes text.
-                if fields[i] == value_text(&originals[i]) {
-                    push_literal(ValueRef::from(&originals[i]), buf);
-                } else {
-                    match &fields[i] {
-                        None => buf.extend_from_slice(b"NULL"),
-                        Some(t) => push_literal(ValueRef::Text(t), buf),
-                    }
-                }
+                push_field(&originals[i], fields[i].as_deref(), buf);
             }
         } else {
             for i in 0..n {
@@ -237,17 +225,6 @@ fn dump_table(
         }
     }
     Ok(acc.finish(&table))
-}
-
-/// The text form a transform sees: decimal numbers, text as is, blobs as bytes.
-fn value_text(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::Null => None,
-        Value::Integer(i) => Some(i.to_string().into_bytes()),
-        Value::Real(f) => Some(format!("{f:?}").into_bytes()),
-        Value::Text(t) => Some(t.clone().into_bytes()),
-        Value::Blob(b) => Some(b.clone()),
-    }
 }
 
 impl Source for SqliteDatabase {

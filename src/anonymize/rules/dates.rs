@@ -6,9 +6,9 @@
 //! exactly that many 24-hour days. The shift is derived from the date alone: every
 //! value on one calendar day moves by the same amount (ordering within a day holds).
 
+use super::FakeRng;
 use chrono::{Datelike, Days, NaiveDate};
 use rand::RngExt;
-use rand::rngs::StdRng;
 
 use super::RuleError;
 
@@ -115,7 +115,7 @@ fn time_shaped(b: &[u8]) -> bool {
 }
 
 /// The value with its date moved by 1 to `days` days, forwards or backwards.
-pub(crate) fn shift(rng: &mut StdRng, days: u32, value: &str) -> Result<String, RuleError> {
+pub(crate) fn shift(rng: &mut FakeRng, days: u32, value: &str) -> Result<String, RuleError> {
     let (date, rest) = split(value)?;
     if days == 0 {
         return Ok(value.to_owned());

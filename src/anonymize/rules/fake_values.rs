@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::FakeRng;
 use fake::Fake;
 use fake::faker::address::raw::{BuildingNumber, CityName, StreetName};
 use fake::faker::company::raw::CompanyName;
@@ -10,7 +11,6 @@ use fake::faker::internet::raw::UserAgent;
 use fake::faker::name::raw::{FirstName, LastName};
 use fake::locales::{EN, FR_FR};
 use rand::RngExt;
-use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
 use super::{Locale, RuleError};
@@ -21,21 +21,21 @@ const DOMAINS_EN: &[&str] = &["example.com", "example.org", "example.net"];
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-pub(crate) fn first_name(rng: &mut StdRng, locale: Locale) -> &'static str {
+pub(crate) fn first_name(rng: &mut FakeRng, locale: Locale) -> &'static str {
     match locale {
         Locale::FrFr => FirstName(FR_FR).fake_with_rng(rng),
         Locale::En => FirstName(EN).fake_with_rng(rng),
     }
 }
 
-pub(crate) fn last_name(rng: &mut StdRng, locale: Locale) -> &'static str {
+pub(crate) fn last_name(rng: &mut FakeRng, locale: Locale) -> &'static str {
     match locale {
         Locale::FrFr => LastName(FR_FR).fake_with_rng(rng),
         Locale::En => LastName(EN).fake_with_rng(rng),
     }
 }
 
-pub(crate) fn full_name(rng: &mut StdRng, locale: Locale) -> String {
+pub(crate) fn full_name(rng: &mut FakeRng, locale: Locale) -> String {
     let first = first_name(rng, locale);
     let last = last_name(rng, locale);
     format!("{first} {last}")
@@ -43,7 +43,7 @@ pub(crate) fn full_name(rng: &mut StdRng, locale: Locale) -> String {
 
 /// `prenom.nom.<6 base32 chars>@<domain>`: 30 bits of the seed make collisions
 /// between distinct originals negligible even among millions.
-pub(crate) fn email(rng: &mut StdRng, locale: Locale) -> String {
+pub(crate) fn email(rng: &mut FakeRng, locale: Locale) -> String {
     let first = fold_ascii(first_name(rng, locale));
     let last = fold_ascii(last_name(rng, locale));
     let tag: u32 = rng.random();
@@ -192,7 +192,7 @@ pub(crate) fn normalize_phone(value: &str) -> String {
 
 /// A fake phone laid out exactly like `original` (same separators, same prefix);
 /// French numbers keep their class (mobile 6/7, geographic 1–5, 9).
-pub(crate) fn phone(rng: &mut StdRng, locale: Locale, original: &str) -> String {
+pub(crate) fn phone(rng: &mut FakeRng, locale: Locale, original: &str) -> String {
     let digits: Vec<u8> = original.bytes().filter(u8::is_ascii_digit).collect();
     let Some(l) = phone_layout(original, &digits) else {
         return default_phone(rng, locale);
@@ -217,7 +217,7 @@ pub(crate) fn phone(rng: &mut StdRng, locale: Locale, original: &str) -> String 
     fill_digits(original, &new)
 }
 
-fn default_phone(rng: &mut StdRng, locale: Locale) -> String {
+fn default_phone(rng: &mut FakeRng, locale: Locale) -> String {
     let (template, first): (&str, &[u8]) = match locale {
         Locale::FrFr => ("+33 # ## ## ## ##", b"67"),
         Locale::En => ("+44 #### ######", b"7"),
@@ -246,7 +246,7 @@ pub(crate) fn fill_digits(shape: &str, digits: &[u8]) -> String {
         .collect()
 }
 
-pub(crate) fn street_address(rng: &mut StdRng, locale: Locale) -> String {
+pub(crate) fn street_address(rng: &mut FakeRng, locale: Locale) -> String {
     match locale {
         Locale::FrFr => {
             let number = rng.random_range(1..=199u32);
@@ -269,7 +269,7 @@ pub(crate) fn street_address(rng: &mut StdRng, locale: Locale) -> String {
 
 /// 5 digits (a French département 01–95 then 3 digits, or a US ZIP) for 5-digit
 /// originals; otherwise the original's shape with letters and digits redrawn.
-pub(crate) fn postcode(rng: &mut StdRng, locale: Locale, original: &str) -> String {
+pub(crate) fn postcode(rng: &mut FakeRng, locale: Locale, original: &str) -> String {
     let t = original.trim();
     if t.len() == 5 && t.bytes().all(|b| b.is_ascii_digit()) {
         return match locale {
@@ -310,7 +310,7 @@ const FR_CITY_SUFFIXES: &[&str] = &[
     "ville",
 ];
 
-pub(crate) fn city(rng: &mut StdRng, locale: Locale) -> String {
+pub(crate) fn city(rng: &mut FakeRng, locale: Locale) -> String {
     match locale {
         Locale::FrFr => match rng.random_range(0..4u8) {
             0 => format!("Saint-{}", first_name(rng, locale)),
@@ -327,7 +327,7 @@ pub(crate) fn city(rng: &mut StdRng, locale: Locale) -> String {
 
 const FR_LEGAL_FORMS: &[&str] = &["SARL", "SAS", "SA", "EURL", "SASU"];
 
-pub(crate) fn company(rng: &mut StdRng, locale: Locale) -> String {
+pub(crate) fn company(rng: &mut FakeRng, locale: Locale) -> String {
     match locale {
         Locale::FrFr => match rng.random_range(0..5u8) {
             0 => format!("{} & Fils", last_name(rng, locale)),
@@ -346,7 +346,7 @@ pub(crate) fn company(rng: &mut StdRng, locale: Locale) -> String {
     }
 }
 
-pub(crate) fn user_agent(rng: &mut StdRng) -> &'static str {
+pub(crate) fn user_agent(rng: &mut FakeRng) -> &'static str {
     UserAgent(EN).fake_with_rng(rng)
 }
 
@@ -378,7 +378,7 @@ pub(crate) fn normalize_ip(value: &str) -> Result<String, RuleError> {
 /// A fake address of the same family; private IPv4 stay in their private range,
 /// public ones become other public ones, IPv6 go to `2001:db8::/32`. A prefix is
 /// kept, and so are zero host bits (a `cidr` stays a valid network).
-pub(crate) fn ip(rng: &mut StdRng, value: &str) -> Result<String, RuleError> {
+pub(crate) fn ip(rng: &mut FakeRng, value: &str) -> Result<String, RuleError> {
     let (addr, prefix) = parse_ip(value)?;
     let new = match addr {
         IpAddr::V4(a) => {
@@ -416,7 +416,7 @@ pub(crate) fn ip(rng: &mut StdRng, value: &str) -> Result<String, RuleError> {
     })
 }
 
-fn public_v4(rng: &mut StdRng) -> Ipv4Addr {
+fn public_v4(rng: &mut FakeRng) -> Ipv4Addr {
     let mut a = Ipv4Addr::new(198, 51, 100, 1);
     for _ in 0..32 {
         let r: [u8; 4] = rng.random();
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     fn french_phones_keep_shape_and_class() {
         let mut f = fr();
-        let mut rng = StdRng::from_seed([7; 32]);
+        let mut rng = FakeRng::from_seed([7; 32]);
         for _ in 0..500 {
             let mobile = rng.random_bool(0.5);
             let first = if mobile { 6 } else { rng.random_range(1..=5) };

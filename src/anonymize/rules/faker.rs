@@ -7,9 +7,9 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
+use super::FakeRng;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use sha2::Sha256;
 
 use super::{Locale, Rule, RuleError, array, dates, fake_values, ids, json, numbers, text_scrub};
@@ -282,11 +282,11 @@ impl Faker {
 
     /// The generator of `norm`'s fake under `kind`, honouring a counter a unique
     /// column resolved for it (used to derive sub-parts, e.g. a SIRET's SIREN).
-    pub(crate) fn rng_for(&self, kind: Kind, norm: &str) -> StdRng {
+    pub(crate) fn rng_for(&self, kind: Kind, norm: &str) -> FakeRng {
         let base = self.seed(kind, norm, 0);
         match self.kinds[kind as usize].resolved.get(&id_of(&base)) {
-            Some(&counter) => StdRng::from_seed(self.seed(kind, norm, counter)),
-            None => StdRng::from_seed(base),
+            Some(&counter) => FakeRng::from_seed(self.seed(kind, norm, counter)),
+            None => FakeRng::from_seed(base),
         }
     }
 
@@ -318,7 +318,7 @@ impl Faker {
         norm: &str,
         seed: [u8; 32],
     ) -> Result<String, RuleError> {
-        let rng = &mut StdRng::from_seed(seed);
+        let rng = &mut FakeRng::from_seed(seed);
         let locale = self.locale;
         Ok(match kind {
             Kind::FirstName => fake_values::match_case(value, fake_values::first_name(rng, locale)),

@@ -1,8 +1,8 @@
 //! Fake identifiers with valid check digits: SIREN/SIRET (Luhn), IBAN (mod 97,
 //! French RIB key), BIC, and the card numbers `scrub` finds in text.
 
+use super::FakeRng;
 use rand::RngExt;
-use rand::rngs::StdRng;
 
 use super::RuleError;
 use super::fake_values::fill_digits;
@@ -99,7 +99,7 @@ fn luhn_key(payload: &[u8]) -> u8 {
 }
 
 /// `n` random ASCII digits (the first `1`–`9`) whose last digit is a Luhn key.
-fn luhn_number(rng: &mut StdRng, n: usize, first: Option<u8>) -> Vec<u8> {
+fn luhn_number(rng: &mut FakeRng, n: usize, first: Option<u8>) -> Vec<u8> {
     let mut d = Vec::with_capacity(n);
     d.push(first.unwrap_or_else(|| b'1' + rng.random_range(0..9u8)));
     while d.len() + 1 < n {
@@ -131,7 +131,7 @@ pub(crate) fn normalize_digits(kind: Kind, value: &str) -> Result<String, RuleEr
 pub(crate) fn siret_or_siren(
     faker: &Faker,
     kind: Kind,
-    rng: &mut StdRng,
+    rng: &mut FakeRng,
     norm: &str,
     original: &str,
 ) -> String {
@@ -156,7 +156,7 @@ pub(crate) fn siret_or_siren(
 }
 
 /// A card number of the same length and layout, same first digit (network), valid Luhn key.
-pub(crate) fn card(rng: &mut StdRng, norm: &str, original: &str) -> String {
+pub(crate) fn card(rng: &mut FakeRng, norm: &str, original: &str) -> String {
     let digits = luhn_number(rng, norm.len(), norm.bytes().next());
     fill_digits(original, &digits)
 }
@@ -205,7 +205,7 @@ fn iban_valid(compact: &str) -> bool {
 /// like the original (its spaces where they were). French (and Monegasque)
 /// 27-char IBANs get a plausible BBAN: bank, branch, account, valid RIB key;
 /// others keep the original's letter/digit pattern.
-pub(crate) fn iban(rng: &mut StdRng, norm: &str, original: &str) -> String {
+pub(crate) fn iban(rng: &mut FakeRng, norm: &str, original: &str) -> String {
     let country = &norm[..2];
     let bban = if matches!(country, "FR" | "MC") && norm.len() == 27 {
         french_bban(rng)
@@ -237,7 +237,7 @@ pub(crate) fn iban(rng: &mut StdRng, norm: &str, original: &str) -> String {
 }
 
 /// Bank (5 digits), branch (5), account (11), RIB key (2, valid).
-fn french_bban(rng: &mut StdRng) -> String {
+fn french_bban(rng: &mut FakeRng) -> String {
     let bank = rng.random_range(10_000..100_000u64);
     let branch = rng.random_range(0..100_000u64);
     let account = rng.random_range(0..100_000_000_000u64);
@@ -266,8 +266,8 @@ pub(crate) fn normalize_bic(value: &str) -> Result<String, RuleError> {
 /// Random bank letters, the original's country, a random location (not a test
 /// BIC: no `0` second), and for 11 chars `XXX` (head office) if the original had
 /// it, else a random branch.
-pub(crate) fn bic(rng: &mut StdRng, norm: &str) -> String {
-    let letter = |rng: &mut StdRng| char::from(b'A' + rng.random_range(0..26u8));
+pub(crate) fn bic(rng: &mut FakeRng, norm: &str) -> String {
+    let letter = |rng: &mut FakeRng| char::from(b'A' + rng.random_range(0..26u8));
     let mut s = String::with_capacity(11);
     for _ in 0..4 {
         s.push(letter(rng));
@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn siret_and_siren_are_luhn_valid_over_random_inputs() {
         let mut f = Faker::new(b"k", Locale::FrFr);
-        let mut rng = StdRng::from_seed([3; 32]);
+        let mut rng = FakeRng::from_seed([3; 32]);
         for _ in 0..1000 {
             let siret: String = (0..14)
                 .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn ibans_are_mod97_valid_and_keep_country_length_spacing() {
         let mut f = Faker::new(b"k", Locale::FrFr);
-        let mut rng = StdRng::from_seed([5; 32]);
+        let mut rng = FakeRng::from_seed([5; 32]);
         let countries = [
             ("FR", 27),
             ("DE", 22),
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn cards_keep_network_length_and_layout() {
-        let mut rng = StdRng::from_seed([1; 32]);
+        let mut rng = FakeRng::from_seed([1; 32]);
         let out = card(&mut rng, "4111111111111111", "4111 1111 1111 1111");
         assert_eq!(out.len(), 19);
         assert!(out.starts_with('4'));

@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 
+use super::FakeRng;
 use rand::RngExt;
-use rand::rngs::StdRng;
 
 use super::RuleError;
 
@@ -73,7 +73,7 @@ fn parse(value: &str) -> Result<Decimal<'_>, RuleError> {
 }
 
 /// The value times a random factor in `[1 − percent/100, 1 + percent/100]`.
-pub(crate) fn noise(rng: &mut StdRng, percent: f64, value: &str) -> Result<String, RuleError> {
+pub(crate) fn noise(rng: &mut FakeRng, percent: f64, value: &str) -> Result<String, RuleError> {
     let d = parse(value)?;
     let bound = (percent / 100.0 * PPB as f64).round() as i128;
     let ppb = if bound <= 0 {
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn noise_stays_within_bounds_and_keeps_decimals_and_sign() {
         let mut f = Faker::new(b"k", Locale::FrFr);
-        let mut rng = StdRng::from_seed([9; 32]);
+        let mut rng = FakeRng::from_seed([9; 32]);
         let mut changed = 0;
         for i in 0..2000 {
             let cents: i64 = rng.random_range(-10_000_000..10_000_000);
