@@ -159,6 +159,9 @@ identity_file = "$DIR/identity.txt"
 [anonymization]
 key_file = "$DIR/anon.key"
 
+[integrity]
+key_file = "$DIR/integrity.key"
+
 [targets.local]
 type = "fs"
 path = "$DIR/fs"
@@ -204,6 +207,7 @@ EOF
 } >"$CFG"
 mkdir -p "$DIR/fs" "$DIR/state"
 [[ -s $DIR/anon.key ]] || head -c 32 /dev/urandom >"$DIR/anon.key"
+[[ -s $DIR/integrity.key ]] || head -c 32 /dev/urandom >"$DIR/integrity.key"
 
 # The plain dump: its size is the MB of every MB/s; it is also f's input (and warms the cache).
 coffre_say "pg_dump of $SRC_DB (plain, for size and case f)"

@@ -1,15 +1,20 @@
 //! The catalog: which backups exist, read from the stores alone.
 //!
-//! A backup is listed when at least one target holds its manifest and that
-//! manifest parses; the data object must be present with the recorded size for
-//! the copy to count as whole. Nothing else is needed: a fresh install with the
-//! same configuration sees every backup.
+//! A backup is listed when at least one target holds its manifest. A copy counts
+//! as whole only if that manifest parses, its integrity tag checks, and the data
+//! object is present with the recorded size; copies that fail are listed with
+//! why (`rejected-manifest` names a forged or altered manifest) and are never
+//! restored from. Nothing else is needed: a fresh install with the same
+//! configuration and integrity key sees every backup.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::manifest::{self, DATA_OBJECT, MANIFEST_OBJECT, MAX_MANIFEST_BYTES, Manifest};
+use crate::integrity::IntegrityKey;
+use crate::manifest::{
+    self, DATA_OBJECT, MANIFEST_OBJECT, MAX_MANIFEST_BYTES, Manifest, ManifestError,
+};
 use crate::pipeline::{Context, ContextError};
 use crate::store::DynStore;
 
@@ -17,7 +22,8 @@ use crate::store::DynStore;
 #[derive(Debug, Clone, Serialize)]
 pub struct Copy {
     pub target: String,
-    /// `ok`, `missing-data`, `size-mismatch` or `invalid-manifest`.
+    /// `ok`, `missing-data`, `size-mismatch`, `invalid-manifest` (unreadable or
+    /// malformed) or `rejected-manifest` (its integrity tag does not check).
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -62,8 +68,9 @@ pub async fn list_source(ctx: &Context, source: &str) -> Result<Listing, Context
     let stores = ctx.stores_of(source)?;
     let mut by_id: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
     let mut listing = Listing::default();
+    let key = ctx.integrity_key()?;
     for store in &stores {
-        match list_store(store, source).await {
+        match list_store(store, source, key).await {
             Ok(copies) => {
                 for (id, copy) in copies {
                     by_id.entry(id).or_default().push(copy);
@@ -74,7 +81,6 @@ pub async fn list_source(ctx: &Context, source: &str) -> Result<Listing, Context
     }
     listing.entries = by_id
         .into_iter()
-        .filter(|(_, copies)| copies.iter().any(|c| c.manifest.is_some()))
         .map(|(id, copies)| Entry {
             id,
             source: source.to_owned(),
@@ -112,7 +118,11 @@ pub async fn find(ctx: &Context, id: &str) -> Result<Option<Entry>, ContextError
     Ok(listing.entries.into_iter().find(|e| e.id == id))
 }
 
-async fn list_store(store: &DynStore, source: &str) -> Result<Vec<(String, Copy)>, String> {
+async fn list_store(
+    store: &DynStore,
+    source: &str,
+    integrity: &IntegrityKey,
+) -> Result<Vec<(String, Copy)>, String> {
     let objects = store
         .list(&format!("{source}/"))
         .await
@@ -147,10 +157,13 @@ async fn list_store(store: &DynStore, source: &str) -> Result<Vec<(String, Copy)
                 detail: Some(e.to_string()),
                 manifest: None,
             },
-            Ok(bytes) => match Manifest::parse(&bytes, &location) {
+            Ok(bytes) => match Manifest::parse(&bytes, &location, integrity) {
                 Err(e) => Copy {
                     target: store.name().to_owned(),
-                    status: "invalid-manifest".into(),
+                    status: match e {
+                        ManifestError::Forged { .. } => "rejected-manifest".into(),
+                        ManifestError::Invalid { .. } => "invalid-manifest".into(),
+                    },
                     detail: Some(e.to_string()),
                     manifest: None,
                 },

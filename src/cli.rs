@@ -46,11 +46,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an age identity; print its recipient (public key).
+    /// Generate an age identity and print its recipient (public key), or, with
+    /// --secret, a random secret key for [integrity] or [anonymization] key_file.
     Keygen {
         /// Where to write the identity (mode 0600); printed to stdout if absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write 32 random bytes, in hex, to this new file (mode 0600) instead.
+        #[arg(long, conflicts_with = "out")]
+        secret: Option<PathBuf>,
     },
     /// Back up one source to all its targets.
     Backup {
@@ -222,7 +226,18 @@ async fn context(cli: &Cli) -> Result<Context, Failure> {
 async fn run(cli: Cli) -> Result<i32, Failure> {
     let json = cli.json;
     match &cli.command {
-        Command::Keygen { out } => keygen(out.as_deref(), json),
+        Command::Keygen {
+            secret: Some(path), ..
+        } => {
+            keys::write_random_key_file(path)?;
+            if json {
+                print_json(&serde_json::json!({ "secret_file": path.display().to_string() }));
+            } else {
+                eprintln!("secret key written to {} (mode 0600)", path.display());
+            }
+            Ok(0)
+        }
+        Command::Keygen { out, .. } => keygen(out.as_deref(), json),
         Command::Backup { source, anonymize } => {
             let ctx = context(&cli).await?;
             let progress = Progress::new();
@@ -581,5 +596,15 @@ fn list_output(listing: &catalog::Listing, json: bool) {
     }
     for (t, e) in &listing.unreachable {
         eprintln!("warning: target {t} could not be listed: {e}");
+    }
+    for e in &listing.entries {
+        for c in e.copies.iter().filter(|c| c.status.ends_with("-manifest")) {
+            eprintln!(
+                "warning: backup {} in target {}: {} (not trusted: never restored or counted)",
+                e.id,
+                c.target,
+                c.detail.as_deref().unwrap_or(&c.status)
+            );
+        }
     }
 }

@@ -118,12 +118,15 @@ pub async fn run(dir: &Path, scale: u64) -> Result<DemoReport, DemoError> {
         .map_err(step("sample database"))?;
     let key = keys::generate();
     keys::write_identity_file(&identity_file, &key).map_err(step("keys"))?;
+    keys::write_random_key_file(&dir.join("integrity.key")).map_err(step("keys"))?;
     let config_text = format!(
         "# Written by `coffre demo`.\n\
          state_dir = \"state\"\n\n\
          [encryption]\n\
          recipients = [\"{}\"]\n\
          identity_file = \"identity.txt\"\n\n\
+         [integrity]\n\
+         key_file = \"integrity.key\"\n\n\
          [targets.region-a]\ntype = \"fs\"\npath = \"region-a\"\n\n\
          [targets.region-b]\ntype = \"fs\"\npath = \"region-b\"\n\n\
          [sources.billing]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"region-a\", \"region-b\"]\n",

@@ -81,6 +81,26 @@ pub fn generate() -> NewKey {
 
 /// Writes a new identity file (mode 0600, never overwriting) in age-keygen's layout.
 pub fn write_identity_file(path: &Path, key: &NewKey) -> Result<(), KeyError> {
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    write_secret_file(
+        path,
+        &format!(
+            "# created: {created}\n# public key: {}\n{}\n",
+            key.recipient, key.identity
+        ),
+    )
+}
+
+/// Writes a new secret key file of 32 random bytes in hex (integrity and
+/// anonymization keys), mode 0600, never overwriting.
+pub fn write_random_key_file(path: &Path) -> Result<(), KeyError> {
+    let bytes: [u8; 32] = rand::random();
+    write_secret_file(path, &format!("{}\n", hex::encode(bytes)))
+}
+
+/// Creates `path` (and its folder) with mode 0600 and writes `text`; refuses to
+/// overwrite an existing file.
+fn write_secret_file(path: &Path, text: &str) -> Result<(), KeyError> {
     if path.exists() {
         return Err(KeyError::Exists {
             path: path.to_owned(),
@@ -101,14 +121,9 @@ pub fn write_identity_file(path: &Path, key: &NewKey) -> Result<(), KeyError> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path).map_err(write_err)?;
-    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    write!(
-        f,
-        "# created: {created}\n# public key: {}\n{}\n",
-        key.recipient, key.identity
-    )
-    .and_then(|_| f.sync_all())
-    .map_err(write_err)
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(write_err)
 }
 
 #[cfg(test)]

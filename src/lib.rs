@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod dump;
 pub mod fixture;
+pub mod integrity;
 pub mod keys;
 pub mod manifest;
 pub mod pipeline;

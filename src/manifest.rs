@@ -3,11 +3,16 @@
 //! A backup lives under `<source>/<id>/` in each store: one encrypted data object
 //! (`data.sql.zst.age`: plain SQL, zstd, then age) and `manifest.json`. The manifest
 //! holds no data value: names, sizes, hashes, row counts and row checksums.
+//!
+//! Every manifest carries a `mac`: an HMAC-SHA256 tag under the appliance's
+//! integrity key (see [`crate::integrity`]); [`Manifest::parse`] refuses one
+//! whose tag does not check.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::dump::DumpStats;
+use crate::integrity::IntegrityKey;
 
 /// Format tag of manifests written by this version.
 pub const FORMAT: &str = "coffre-backup/1";
@@ -17,6 +22,10 @@ pub const DATA_OBJECT: &str = "data.sql.zst.age";
 pub const MANIFEST_OBJECT: &str = "manifest.json";
 /// Manifests larger than this are refused (a real one is a few KiB per table).
 pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+/// Domain of manifest tags.
+const MAC_DOMAIN: &str = "coffre-manifest/1";
+/// The member of `manifest.json` that holds the tag.
+const MAC_FIELD: &str = "mac";
 
 /// Raw copy of the database, or an anonymized one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +85,9 @@ pub struct Manifest {
     /// For anonymized copies of a backup: the id of the backup it was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived_from: Option<String>,
+    /// `hmac-sha256:…` of the rest, under the integrity key (set by [`Manifest::to_json`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Manifest {
@@ -84,31 +96,44 @@ impl Manifest {
         self.objects.iter().find(|o| o.name == DATA_OBJECT)
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    /// The manifest as written to the stores: pretty JSON with its tag.
+    pub fn to_json(&self, key: &IntegrityKey) -> Vec<u8> {
+        let mut doc = serde_json::to_value(self).unwrap_or_default();
+        let tag = key.tag_json(MAC_DOMAIN, &doc, MAC_FIELD);
+        if let serde_json::Value::Object(map) = &mut doc {
+            map.insert(MAC_FIELD.to_owned(), serde_json::Value::String(tag));
+        }
         // Serializing plain data to a Vec cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        serde_json::to_vec_pretty(&doc).unwrap_or_default()
     }
 
-    /// Parses and checks a manifest read from `where_` (for messages).
-    pub fn parse(bytes: &[u8], where_: &str) -> Result<Manifest, ManifestError> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
+    /// Parses a manifest read from `where_` (for messages), checks its tag under
+    /// `key`, then its contents.
+    pub fn parse(
+        bytes: &[u8],
+        where_: &str,
+        key: &IntegrityKey,
+    ) -> Result<Manifest, ManifestError> {
+        let invalid = |reason: String| ManifestError::Invalid {
             location: where_.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if m.format != FORMAT {
-            return Err(ManifestError::Invalid {
+            reason,
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        key.check_json(MAC_DOMAIN, &doc, MAC_FIELD)
+            .map_err(|reason| ManifestError::Forged {
                 location: where_.to_owned(),
-                reason: format!(
-                    "format {:?} is not {FORMAT:?} (written by a newer coffre?)",
-                    m.format
-                ),
-            });
+                reason,
+            })?;
+        let m: Manifest = serde_json::from_value(doc).map_err(|e| invalid(e.to_string()))?;
+        if m.format != FORMAT {
+            return Err(invalid(format!(
+                "format {:?} is not {FORMAT:?} (written by a newer coffre?)",
+                m.format
+            )));
         }
         if m.data().is_none() {
-            return Err(ManifestError::Invalid {
-                location: where_.to_owned(),
-                reason: format!("it lists no {DATA_OBJECT}"),
-            });
+            return Err(invalid(format!("it lists no {DATA_OBJECT}")));
         }
         Ok(m)
     }
@@ -118,6 +143,8 @@ impl Manifest {
 pub enum ManifestError {
     #[error("manifest {location} is invalid: {reason}")]
     Invalid { location: String, reason: String },
+    #[error("manifest {location} is rejected: {reason}")]
+    Forged { location: String, reason: String },
 }
 
 /// Key of an object of a backup, relative to the store root.
@@ -159,9 +186,8 @@ mod tests {
         assert!(earlier < id, "{earlier} sorts before {id}");
     }
 
-    #[test]
-    fn manifest_round_trips_and_rejects_unknown_format() {
-        let m = Manifest {
+    fn sample() -> Manifest {
+        Manifest {
             format: FORMAT.into(),
             id: "20260101T000000.000Z-0000".into(),
             source: "s".into(),
@@ -189,11 +215,45 @@ mod tests {
             unique_columns: vec![],
             policy_sha256: None,
             derived_from: None,
-        };
-        let json = m.to_json();
-        assert_eq!(Manifest::parse(&json, "x").expect("parse"), m);
+            mac: None,
+        }
+    }
+
+    #[test]
+    fn forged_and_untagged_manifests_are_rejected() {
+        let key = IntegrityKey::from_bytes(vec![3; 32], "test").expect("key");
+        let other = IntegrityKey::from_bytes(vec![4; 32], "test").expect("key");
+        let json = sample().to_json(&key);
+        // Another key (an attacker's) makes a well-formed manifest with a wrong tag.
+        let err = Manifest::parse(&sample().to_json(&other), "t:k", &key).expect_err("forged");
+        assert!(matches!(err, ManifestError::Forged { .. }), "{err}");
+        assert!(err.to_string().contains("t:k"), "{err}");
+        // One changed value breaks the tag.
+        let text = String::from_utf8(json).expect("utf8");
+        let altered = text.replace("\"plaintext_bytes\": 1", "\"plaintext_bytes\": 2");
+        assert_ne!(altered, text);
+        assert!(Manifest::parse(altered.as_bytes(), "t:k", &key).is_err());
+        // So does dropping it.
+        let mut doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        doc.as_object_mut().expect("object").remove("mac");
+        let untagged = serde_json::to_vec(&doc).expect("print");
+        assert!(Manifest::parse(&untagged, "t:k", &key).is_err());
+    }
+
+    #[test]
+    fn manifest_round_trips_and_rejects_unknown_format() {
+        let m = sample();
+        let key = IntegrityKey::from_bytes(vec![3; 32], "test").expect("key");
+        let json = m.to_json(&key);
+        let back = Manifest::parse(&json, "x", &key).expect("parse");
+        assert!(
+            back.mac
+                .as_deref()
+                .is_some_and(|t| t.starts_with("hmac-sha256:"))
+        );
+        assert_eq!(Manifest { mac: None, ..back }, m);
         let mut bad = m.clone();
         bad.format = "other/9".into();
-        assert!(Manifest::parse(&bad.to_json(), "x").is_err());
+        assert!(Manifest::parse(&bad.to_json(&key), "x", &key).is_err());
     }
 }

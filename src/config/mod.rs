@@ -55,6 +55,14 @@ threads = 0    # zstd worker threads, 0 to 64; 0 (default) = on the encoding thr
 [anonymization]
 key_file = "/etc/coffre/anonymization.key"
 
+# The appliance's integrity key: every manifest carries an HMAC-SHA256 tag under it,
+# and a backup whose manifest does not check is never listed, restored or verified
+# (age recipients are public: anyone could encrypt a forged backup to them). Needed
+# by every command that writes or reads backups; COFFRE_INTEGRITY_KEY overrides it.
+# Make one with `head -c 32 /dev/urandom > /etc/coffre/integrity.key`.
+[integrity]
+key_file = "/etc/coffre/integrity.key"
+
 # Targets are where backups are stored; every source names one or more of them.
 # Names use lowercase letters, digits, "_" and "-" (they become part of object keys).
 [targets.paris]
@@ -103,6 +111,8 @@ pub struct Config {
     pub compression: CompressionConfig,
     /// `[anonymization]` (optional).
     pub anonymization: AnonymizationConfig,
+    /// `[integrity]` (optional in the file, needed to write or read backups).
+    pub integrity: IntegrityConfig,
     /// Targets by name.
     pub targets: BTreeMap<String, TargetConfig>,
     /// Sources by name.
@@ -123,6 +133,14 @@ pub struct EncryptionConfig {
 pub struct AnonymizationConfig {
     /// A file holding the key (any bytes; 32 random bytes recommended), resolved against
     /// the config directory. `COFFRE_ANONYMIZATION_KEY` in the environment overrides it.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[integrity]`: the secret key of manifest tags (see [`crate::integrity`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrityConfig {
+    /// A file holding the key (at least 16 bytes; 32 random bytes recommended),
+    /// resolved against the config directory. `COFFRE_INTEGRITY_KEY` overrides it.
     pub key_file: Option<PathBuf>,
 }
 

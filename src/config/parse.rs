@@ -17,8 +17,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::{LineIndex, Locations};
 use super::{
-    AnonymizationConfig, CompressionConfig, Config, EncryptionConfig, FsTarget, PostgresSource,
-    Problem, S3Target, SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+    AnonymizationConfig, CompressionConfig, Config, EncryptionConfig, FsTarget, IntegrityConfig,
+    PostgresSource, Problem, S3Target, SourceConfig, SqliteSource, TargetConfig, did_you_mean,
+    table_label,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -26,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "encryption",
     "compression",
     "anonymization",
+    "integrity",
     "targets",
     "sources",
 ];
@@ -50,7 +52,7 @@ struct RawCompression {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAnonymization {
+struct RawKeyFile {
     key_file: Option<String>,
 }
 
@@ -215,16 +217,12 @@ impl Parser<'_> {
             None => Some(CompressionConfig::default()),
         };
 
-        let anonymization = match root.remove_entry("anonymization") {
-            Some((key, value)) => {
-                let scope = self.scope("[anonymization]".to_owned(), &key.span());
-                let raw: Option<RawAnonymization> = self.fields(value, &scope, &[]);
-                raw.map(|raw| AnonymizationConfig {
-                    key_file: raw.key_file.map(|p| self.resolve(&p)),
-                })
-            }
-            None => Some(AnonymizationConfig::default()),
-        };
+        let anonymization = self
+            .key_file_section("anonymization", &mut root)
+            .map(|key_file| AnonymizationConfig { key_file });
+        let integrity = self
+            .key_file_section("integrity", &mut root)
+            .map(|key_file| IntegrityConfig { key_file });
 
         let targets = self.named("targets", &mut root, Self::target);
         let sources = self.named("sources", &mut root, Self::source);
@@ -235,9 +233,22 @@ impl Parser<'_> {
             encryption: encryption?,
             compression: compression?,
             anonymization: anonymization?,
+            integrity: integrity?,
             targets,
             sources,
         })
+    }
+
+    /// An optional section holding only `key_file`: `Some(None)` when absent.
+    fn key_file_section(&mut self, name: &str, root: &mut DeTable<'_>) -> Option<Option<PathBuf>> {
+        match root.remove_entry(name) {
+            Some((key, value)) => {
+                let scope = self.scope(format!("[{name}]"), &key.span());
+                let raw: Option<RawKeyFile> = self.fields(value, &scope, &[]);
+                raw.map(|raw| raw.key_file.map(|p| self.resolve(&p)))
+            }
+            None => Some(None),
+        }
     }
 
     fn encryption(
@@ -728,7 +739,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
-             encryption, compression, anonymization, targets, sources; did you mean \"state_dir\"?)",
+             encryption, compression, anonymization, integrity, targets, sources; did you mean \"state_dir\"?)",
                 line_of(&text, "stat_dir")
             )),
             "{err}"

@@ -31,6 +31,9 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
     if let Some(key_file) = &config.anonymization.key_file {
         v.path(key_file, &["anonymization", "key_file"], "key_file");
     }
+    if let Some(key_file) = &config.integrity.key_file {
+        v.path(key_file, &["integrity", "key_file"], "key_file");
+    }
 
     if config.targets.is_empty() {
         v.report(

@@ -218,6 +218,7 @@ where
     let id = job.id.clone();
     let kind = job.kind;
     let stores = ctx.stores_of(source_name)?;
+    let integrity = ctx.integrity_key()?;
     let recipients = keys::parse_recipients(&job.recipients)?;
     let compression = ctx.config.compression.clone();
     tracing::info!(targets = stores.len(), "backup started");
@@ -341,8 +342,9 @@ where
             unique_columns: job.unique_columns.clone(),
             policy_sha256: job.policy_sha256.clone(),
             derived_from: job.derived_from.clone(),
+            mac: None,
         };
-        let body = Bytes::from(m.to_json());
+        let body = Bytes::from(m.to_json(integrity));
         let manifest_key = manifest::object_key(source_name, &id, MANIFEST_OBJECT);
         for (store, outcome) in stores.iter().zip(outcomes.iter_mut()) {
             if outcome.status != "ok" {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Config, SourceConfig, TargetConfig};
+use crate::integrity::IntegrityKey;
 use crate::source::{PgDatabase, Source, SqliteDatabase};
 use crate::store::DynStore;
 use crate::store::fs::FsStore;
@@ -33,6 +34,8 @@ pub enum ContextError {
     Target(String),
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    #[error("{0}")]
+    Integrity(String),
 }
 
 /// The configuration with its stores built.
@@ -42,6 +45,9 @@ pub struct Context {
     /// Targets that could not be built (e.g. a credential variable unset), with
     /// why: an error only for the sources that use them.
     broken: BTreeMap<String, String>,
+    /// The integrity key, or why it could not be loaded (an error only for the
+    /// commands that write or read backups).
+    integrity: Result<IntegrityKey, String>,
 }
 
 impl Context {
@@ -98,11 +104,20 @@ impl Context {
                 }
             }
         }
+        let integrity = IntegrityKey::load(&config).map_err(|e| e.to_string());
         Ok(Context {
             config,
             stores,
             broken,
+            integrity,
         })
+    }
+
+    /// The key that tags and checks manifests.
+    pub fn integrity_key(&self) -> Result<&IntegrityKey, ContextError> {
+        self.integrity
+            .as_ref()
+            .map_err(|e| ContextError::Integrity(e.clone()))
     }
 
     /// The store of a target.

@@ -227,8 +227,15 @@ impl Workspace {
         assert!(out.status.success());
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keygen json");
         let recipient = v["recipient"].as_str().expect("recipient").to_owned();
+        let out = Command::new(BIN)
+            .args(["keygen", "--secret"])
+            .arg(dir.path().join("integrity.key"))
+            .output()
+            .expect("keygen --secret");
+        assert!(out.status.success(), "keygen --secret failed");
         let mut text = format!(
-            "state_dir = \"state\"\n[encryption]\nrecipients = [\"{recipient}\"]\nidentity_file = \"identity.txt\"\n"
+            "state_dir = \"state\"\n[integrity]\nkey_file = \"integrity.key\"\n\
+             [encryption]\nrecipients = [\"{recipient}\"]\nidentity_file = \"identity.txt\"\n"
         );
         for t in targets {
             match t {

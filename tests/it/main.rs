@@ -6,6 +6,7 @@ mod docs;
 mod errors;
 mod fixture;
 mod harness;
+mod integrity;
 mod policy;
 mod roundtrip;
 mod store;
