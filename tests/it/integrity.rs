@@ -9,7 +9,7 @@ use crate::harness::{BIN, Target, Workspace, stderr};
 /// A workspace with an SQLite billing fixture backed up to two fs targets.
 fn two_region_workspace() -> Workspace {
     let ws = Workspace::new(
-        &[Target::Fs("east".into()), Target::Fs("west".into())],
+        &[Target::Fs("east"), Target::Fs("west")],
         "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"east\", \"west\"]\n",
     );
     let out = Command::new(BIN)
