@@ -7,10 +7,11 @@
 #   a  pg_dump DB > /dev/null
 #   b  pg_dump DB | zstd -1 | age -r RECIPIENT > file (zstd at coffre's default level)
 #   c  coffre backup to an fs target
-#   d  coffre backup to two S3 targets (SeaweedFS "regions")
+#   d  coffre backup to one S3 target (d1), then to two (SeaweedFS "regions")
 #   e  coffre restore (of c's backup) into a new database
 #   f  psql -f plain.sql into a new database
-# then the ratios c/b, d/c, e/f. Prints a table and writes target/bench/backup-SCALE.json.
+# then the ratios c/b, d/d1 (the cost of a second region), d/c, e/f, g/a.
+# Prints a table and writes target/bench/backup-SCALE.json.
 #
 # Knobs (environment):
 #   COFFRE_BENCH_CASES=a,b,f   run only these cases (default a,b,c,d,e,f,g; e needs c)
@@ -198,6 +199,11 @@ EOF
     if has d; then
         cat <<EOF
 
+[sources.ones3]
+type = "postgres"
+url = "$SRC_URL"
+targets = ["r1"]
+
 [sources.twos3]
 type = "postgres"
 url = "$SRC_URL"
@@ -287,6 +293,9 @@ if has c; then
 fi
 
 if has d; then
+    coffre_say "d1: coffre backup ones3 (one S3 target)"
+    "${TIME[@]}" -o "$DIR/times/d1" "$COFFRE" --config "$CFG" backup ones3 --json \
+        >"$DIR/d1.json" 2>"$LOGS/d1.log" || failed d1
     coffre_say "d: coffre backup twos3 (two S3 targets)"
     "${TIME[@]}" -o "$DIR/times/d" "$COFFRE" --config "$CFG" backup twos3 --json \
         >"$DIR/d.json" 2>"$LOGS/d.log" || failed d
@@ -344,6 +353,7 @@ labels = {
     "a": "pg_dump > /dev/null",
     "b": "pg_dump | zstd -1 | age > file",
     "c": "coffre backup -> fs",
+    "d1": "coffre backup -> 1 x S3",
     "d": "coffre backup -> 2 x S3",
     "e": "coffre restore -> new db",
     "f": "psql -f plain.sql -> new db",
@@ -380,8 +390,8 @@ def counts(name):
     return open(path).read() if os.path.exists(path) else None
 
 results = {}
-for c in "abcdefg":
-    if c not in cases:
+for c in ["a", "b", "c", "d1", "d", "e", "f", "g"]:
+    if c.rstrip("1") not in cases:
         continue
     wall, kib = read_time(os.path.join(d, "times", c))
     r = {"what": labels[c], "wall_s": wall, "mb_per_s": round(plain_bytes / 1e6 / wall, 1) if wall > 0 else None,
@@ -391,14 +401,14 @@ for c in "abcdefg":
         r["processes"] = {p: {"wall_s": w, "peak_rss_mib": mib(k)} for p, (w, k) in parts.items()}
         r["peak_rss_mib"] = max(v["peak_rss_mib"] for v in r["processes"].values())
         r["output_bytes"] = os.path.getsize(os.path.join(d, "b.sql.zst.age"))
-    if c in "cdeg":
+    if c in ("c", "d1", "d", "e", "g"):
         r["coffre"] = coffre_json(c)
     anon = os.path.join(d, "times", c + ".anon")
     if os.path.exists(anon):
         r["peak_anon_rss_mib"] = mib(int(open(anon).read().strip() or 0))
     if c == "g" and r["coffre"] and wall > 0:
         r["rows_per_s"] = round(r["coffre"].get("rows", 0) / wall)
-    if c in "ef":
+    if c in ("e", "f"):
         r["row_counts_match_source"] = counts(c) == counts("source")
     results[c] = r
 
@@ -409,7 +419,8 @@ def ratio(x, y):
                 if results[y]["peak_rss_mib"] > 0 else None}
     return None
 
-ratios = {"c/b": ratio("c", "b"), "d/c": ratio("d", "c"), "e/f": ratio("e", "f"), "g/a": ratio("g", "a")}
+ratios = {"c/b": ratio("c", "b"), "d/d1": ratio("d", "d1"), "d/c": ratio("d", "c"),
+          "e/f": ratio("e", "f"), "g/a": ratio("g", "a")}
 report = {
     "scale": scale,
     "plain_dump_bytes": plain_bytes,
@@ -427,10 +438,10 @@ with open(out_json, "w") as f:
 
 print()
 print(f"backup bench, scale {scale}: plain dump {plain_bytes / 1e6:.1f} MB, {nproc} cores")
-print(f"{'':2}{'case':<32}{'wall s':>9}{'MB/s':>9}{'peak RSS MiB':>14}")
+print(f"{'':3}{'case':<32}{'wall s':>9}{'MB/s':>9}{'peak RSS MiB':>14}")
 for c, r in results.items():
     mbs = "-" if r["mb_per_s"] is None else f"{r['mb_per_s']:.1f}"
-    print(f"{c:2}{r['what']:<32}{r['wall_s']:>9.2f}{mbs:>9}{r['peak_rss_mib']:>14.1f}")
+    print(f"{c:3}{r['what']:<32}{r['wall_s']:>9.2f}{mbs:>9}{r['peak_rss_mib']:>14.1f}")
 if "g" in results and "rows_per_s" in results["g"]:
     print(f"anonymized backup: {results['g']['rows_per_s']} rows/s")
 if "c" in results and "peak_anon_rss_mib" in results["c"]:

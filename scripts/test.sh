@@ -44,6 +44,8 @@ trap 'exit 143' TERM
 # 1. Tools.
 coffre_ensure_base_tools
 coffre_ensure_weed
+# Tests that stop and restart a region start their own SeaweedFS with this binary.
+export COFFRE_TEST_WEED_BIN=$COFFRE_WEED
 coffre_say "tools: age $(age --version), zstd $(zstd -q --version), sqlite3 $(sqlite3 --version | cut -d' ' -f1), weed $COFFRE_SEAWEEDFS_VERSION"
 
 # 2. PostgreSQL (exports COFFRE_TEST_PG_URL).

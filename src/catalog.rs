@@ -1,10 +1,11 @@
 //! The catalog: which backups exist, read from the stores alone.
 //!
-//! A backup is listed when at least one target holds its manifest. A copy counts
-//! as whole only if that manifest parses, its integrity tag checks, and the data
-//! object is present with the recorded size; copies that fail are listed with
-//! why (`rejected-manifest` names a forged or altered manifest) and are never
-//! restored from. Nothing else is needed: a fresh install with the same
+//! A backup is listed when at least one target holds a manifest that parses and
+//! whose integrity tag checks. A copy counts as whole only if its own manifest
+//! checks and the data object is present with the recorded size; copies that
+//! fail are listed with why (`rejected-manifest` names a forged or altered
+//! manifest) and are never restored from. Folders whose every manifest fails
+//! are not backups: they are reported apart ([`Listing::untrusted`]). Nothing else is needed: a fresh install with the same
 //! configuration and integrity key sees every backup.
 
 use std::collections::BTreeMap;
@@ -58,7 +59,11 @@ impl Entry {
 /// A backup listing, with the targets that could not be read.
 #[derive(Debug, Default)]
 pub struct Listing {
+    /// Backups with at least one trusted manifest, oldest first.
     pub entries: Vec<Entry>,
+    /// Folders holding a manifest none of whose copies can be trusted (forged,
+    /// altered, unparsable): never backups, reported so that someone looks.
+    pub untrusted: Vec<Entry>,
     /// (target, error) for targets that could not be listed.
     pub unreachable: Vec<(String, String)>,
 }
@@ -79,14 +84,18 @@ pub async fn list_source(ctx: &Context, source: &str) -> Result<Listing, Context
             Err(e) => listing.unreachable.push((store.name().to_owned(), e)),
         }
     }
-    listing.entries = by_id
-        .into_iter()
-        .map(|(id, copies)| Entry {
+    for (id, copies) in by_id {
+        let entry = Entry {
             id,
             source: source.to_owned(),
             copies,
-        })
-        .collect();
+        };
+        if entry.copies.iter().any(|c| c.manifest.is_some()) {
+            listing.entries.push(entry);
+        } else {
+            listing.untrusted.push(entry);
+        }
+    }
     Ok(listing)
 }
 
@@ -103,6 +112,7 @@ pub async fn list(ctx: &Context, source: Option<&str>) -> Result<Listing, Contex
     for name in names {
         let l = list_source(ctx, &name).await?;
         all.entries.extend(l.entries);
+        all.untrusted.extend(l.untrusted);
         for u in l.unreachable {
             if !all.unreachable.contains(&u) {
                 all.unreachable.push(u);

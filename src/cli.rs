@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads the configuration, runs one verb,
 //! prints its result (a table for people, one JSON document with `--json`) and
-//! returns the exit code: 0 success, 1 failure, 2 usage error, 3 degraded backup.
+//! returns the exit code: 0 success, 1 failure, 2 usage error, 3 degraded (a
+//! backup stored in some targets only, or copies `heal` could not make whole).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,15 +11,19 @@ use serde::Serialize;
 
 use crate::anonymize::setup;
 use crate::config::Config;
+use crate::manifest::{self, DATA_OBJECT, MANIFEST_OBJECT};
 use crate::pipeline::Context;
 use crate::pipeline::anonymize_copy::{CopyOptions, run_anonymize_copy};
 use crate::pipeline::backup::{BackupOptions, BackupReport, BackupStatus, run_backup};
+use crate::pipeline::heal::{CopyStatus, HealOptions, HealReport, run_heal};
+use crate::pipeline::prune::{PruneReport, run_prune};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
-use crate::pipeline::verify::run_verify;
+use crate::pipeline::verify::{CopyCheck, VerifyReport, run_verify};
 use crate::progress::{Progress, Ticker, human_bytes};
 use crate::{catalog, demo, fixture, keys};
 
-/// Exit code of a backup stored in some targets only.
+/// Exit code of a backup stored in some targets only, or of a `heal` that left
+/// copies broken.
 pub const EXIT_DEGRADED: i32 = 3;
 
 #[derive(Debug, Parser)]
@@ -78,13 +83,35 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Re-read stored copies and check their size and SHA-256.
+    /// Re-read stored copies and check their size and SHA-256 (no decryption).
     Verify {
         /// One backup; all backups when absent.
+        #[arg(conflicts_with = "all")]
         backup_id: Option<String>,
         /// Only the backups of this source.
         #[arg(long)]
         source: Option<String>,
+        /// Every copy of every backup in every target (the default without an id).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Rewrite missing, truncated, corrupt or untrusted copies of backups from a
+    /// whole copy in another target (checked by size and SHA-256 on the way).
+    Heal {
+        /// Only the backups of this source (default: every source).
+        source: Option<String>,
+        /// Check every copy and report what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply each source's retention policy: delete, in every target, the backups
+    /// it no longer keeps (with why), never the newest restorable one.
+    Prune {
+        /// Only this source (default: every source with a retention policy).
+        source: Option<String>,
+        /// Show the plan and its reasons; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Make an anonymized copy of an existing backup, encrypted only to a requester's key.
     Anonymize {
@@ -308,44 +335,36 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        Command::Verify { backup_id, source } => {
+        Command::Verify {
+            backup_id, source, ..
+        } => {
             let ctx = context(&cli).await?;
             let progress = Progress::new();
             let ticker = Ticker::start(progress.clone(), "verify", !json);
             let result = run_verify(&ctx, backup_id.as_deref(), source.as_deref(), &progress).await;
             ticker.finish().await;
             let report = result?;
-            if json {
-                print_json(&report);
-            } else {
-                for b in &report.backups {
-                    for c in &b.copies {
-                        println!(
-                            "{} {} {:<12} {}{}",
-                            b.source,
-                            b.id,
-                            c.target,
-                            c.status,
-                            c.detail
-                                .as_ref()
-                                .map(|d| format!(": {d}"))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-                for u in &report.unreachable {
-                    println!("unreachable target {u}");
-                }
-                println!(
-                    "{} backups checked: {}",
-                    report.backups.len(),
-                    if report.ok {
-                        "all copies ok"
-                    } else {
-                        "PROBLEMS FOUND"
-                    }
-                );
-            }
+            verify_output(&ctx, &report, json);
+            Ok(if report.ok { 0 } else { 1 })
+        }
+        Command::Heal { source, dry_run } => {
+            let ctx = context(&cli).await?;
+            let progress = Progress::new();
+            let ticker = Ticker::start(progress.clone(), "heal", !json);
+            let opts = HealOptions {
+                source: source.clone(),
+                dry_run: *dry_run,
+            };
+            let result = run_heal(&ctx, &opts, progress).await;
+            ticker.finish().await;
+            let report = result?;
+            heal_output(&report, json);
+            Ok(if report.is_whole() { 0 } else { EXIT_DEGRADED })
+        }
+        Command::Prune { source, dry_run } => {
+            let ctx = context(&cli).await?;
+            let report = run_prune(&ctx, source.as_deref(), *dry_run, chrono::Utc::now()).await?;
+            prune_output(&report, json);
             Ok(if report.ok { 0 } else { 1 })
         }
         Command::Policy { action } => {
@@ -482,6 +501,179 @@ fn print_backup(report: &BackupReport, json: bool) -> i32 {
     }
 }
 
+/// The object a failed check is about: the data object when the detail names
+/// it, the manifest otherwise (a missing, unreadable or rejected manifest).
+fn bad_object(source: &str, id: &str, detail: Option<&str>) -> String {
+    let data = manifest::object_key(source, id, DATA_OBJECT);
+    if detail.is_some_and(|d| d.contains(&data)) {
+        data
+    } else {
+        manifest::object_key(source, id, MANIFEST_OBJECT)
+    }
+}
+
+/// Prints a verify report; every bad copy names its target, where that target
+/// writes and the object key.
+fn verify_output(ctx: &Context, report: &VerifyReport, json: bool) {
+    if json {
+        // As `VerifyReport`, each bad copy also naming its object (`key`).
+        #[derive(Serialize)]
+        struct CopyOut<'a> {
+            #[serde(flatten)]
+            check: &'a CopyCheck,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            key: Option<String>,
+        }
+        #[derive(Serialize)]
+        struct BackupOut<'a> {
+            id: &'a str,
+            source: &'a str,
+            ok: bool,
+            copies: Vec<CopyOut<'a>>,
+        }
+        #[derive(Serialize)]
+        struct ReportOut<'a> {
+            ok: bool,
+            backups: Vec<BackupOut<'a>>,
+            unreachable: &'a [String],
+        }
+        let backups = report
+            .backups
+            .iter()
+            .map(|b| BackupOut {
+                id: &b.id,
+                source: &b.source,
+                ok: b.ok,
+                copies: b
+                    .copies
+                    .iter()
+                    .map(|c| CopyOut {
+                        check: c,
+                        key: (c.status != "ok")
+                            .then(|| bad_object(&b.source, &b.id, c.detail.as_deref())),
+                    })
+                    .collect(),
+            })
+            .collect();
+        print_json(&ReportOut {
+            ok: report.ok,
+            backups,
+            unreachable: &report.unreachable,
+        });
+        return;
+    }
+    for b in &report.backups {
+        for c in &b.copies {
+            if c.status == "ok" {
+                println!("{} {} {:<12} ok", b.source, b.id, c.target);
+                continue;
+            }
+            let key = bad_object(&b.source, &b.id, c.detail.as_deref());
+            let location = ctx
+                .store(&c.target)
+                .map(|s| format!(" in {}", s.location()))
+                .unwrap_or_default();
+            println!(
+                "{} {} {:<12} {}: target {}, object {key}{location}{}",
+                b.source,
+                b.id,
+                c.target,
+                c.status,
+                c.target,
+                c.detail
+                    .as_deref()
+                    .map(|d| {
+                        // The key was just named: keep what is said about it.
+                        let d = d
+                            .strip_prefix(key.as_str())
+                            .map_or(d, |rest| rest.trim_start_matches(':').trim_start());
+                        format!(": {d}")
+                    })
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for u in &report.unreachable {
+        println!("unreachable target {u}");
+    }
+    let bad = report
+        .backups
+        .iter()
+        .flat_map(|b| &b.copies)
+        .filter(|c| c.status != "ok")
+        .count();
+    println!(
+        "{} backups checked: {}",
+        report.backups.len(),
+        if report.ok {
+            "all copies ok".to_owned()
+        } else {
+            format!(
+                "PROBLEMS FOUND ({bad} bad copies, {} unreachable targets)",
+                report.unreachable.len()
+            )
+        }
+    );
+}
+
+/// Prints a heal report.
+fn heal_output(report: &HealReport, json: bool) {
+    if json {
+        print_json(report);
+        return;
+    }
+    for b in &report.backups {
+        for c in &b.copies {
+            let status = match c.status {
+                CopyStatus::Ok => "ok",
+                CopyStatus::Healed => "healed",
+                CopyStatus::Failed => "FAILED",
+                CopyStatus::WouldHeal => "would heal",
+            };
+            let mut line = format!("{} {} {:<12} {status}", b.source, b.id, c.target);
+            if let Some(problem) = c.problem.and_then(|p| serde_json::to_value(p).ok()) {
+                line.push_str(&format!(" ({})", problem.as_str().unwrap_or_default()));
+            }
+            if let Some(from) = &c.from {
+                line.push_str(&format!(" from {from}"));
+            }
+            if let Some(bytes) = c.bytes {
+                line.push_str(&format!(" ({})", human_bytes(bytes)));
+            }
+            if let Some(detail) = &c.detail {
+                line.push_str(&format!(": {detail}"));
+            }
+            if let Some(error) = &c.error {
+                line.push_str(&format!("; error: {error}"));
+            }
+            println!("{line}");
+        }
+    }
+    for u in &report.unreachable {
+        println!("unreachable target {u}");
+    }
+    for f in &report.untrusted {
+        for c in &f.copies {
+            eprintln!(
+                "warning: folder {}/{} in target {}: {} (no trusted manifest in any target: not a backup, left alone)",
+                f.source,
+                f.id,
+                c.target,
+                c.detail.as_deref().unwrap_or(&c.status)
+            );
+        }
+    }
+    let copies = report.backups.iter().map(|b| b.copies.len()).sum::<usize>();
+    let verb = if report.dry_run { "to heal" } else { "healed" };
+    println!(
+        "{} backups, {copies} copies checked: {} {verb}, {} not healed{}",
+        report.backups.len(),
+        report.healed,
+        report.failed,
+        if report.is_whole() { "" } else { " (DEGRADED)" }
+    );
+}
+
 async fn load_fixture(to: &str, scale: u64) -> Result<fixture::FixtureStats, Failure> {
     if to.starts_with("postgres://") || to.starts_with("postgresql://") {
         Ok(fixture::load_postgres(to, scale).await?)
@@ -489,6 +681,49 @@ async fn load_fixture(to: &str, scale: u64) -> Result<fixture::FixtureStats, Fai
         let path = PathBuf::from(to.strip_prefix("sqlite://").unwrap_or(to));
         Ok(tokio::task::spawn_blocking(move || fixture::create_sqlite(&path, scale)).await??)
     }
+}
+
+fn prune_output(report: &PruneReport, json: bool) {
+    if json {
+        print_json(report);
+        return;
+    }
+    for src in &report.sources {
+        println!("{} ({})", src.source, src.policy);
+        if let Some(note) = &src.note {
+            println!("  {note}");
+        }
+        if let Some(e) = &src.error {
+            println!("  not pruned: {e}");
+        }
+        for u in &src.unreachable {
+            println!("  unreachable: {u}");
+        }
+        for b in &src.backups {
+            println!(
+                "  {:<26} {:<12} {}",
+                b.id,
+                b.action.as_str(),
+                b.reasons.join("; ")
+            );
+            for t in b.targets.iter().filter(|t| t.error.is_some()) {
+                println!(
+                    "    {}: {}",
+                    t.target,
+                    t.error.as_deref().unwrap_or_default()
+                );
+            }
+        }
+    }
+    println!(
+        "{}kept {}, deleted {}, would delete {}, failed {}, left alone {}",
+        if report.dry_run { "dry run: " } else { "" },
+        report.kept,
+        report.deleted,
+        report.would_delete,
+        report.failed,
+        report.skipped
+    );
 }
 
 fn keygen(out: Option<&Path>, json: bool) -> Result<i32, Failure> {
@@ -563,7 +798,16 @@ fn list_output(listing: &catalog::Listing, json: bool) {
             .iter()
             .map(|(t, e)| format!("{t}: {e}"))
             .collect();
-        print_json(&serde_json::json!({ "backups": rows, "unreachable": unreachable }));
+        let untrusted: Vec<serde_json::Value> = listing
+            .untrusted
+            .iter()
+            .map(|e| serde_json::json!({ "id": e.id, "source": e.source, "copies": e.copies }))
+            .collect();
+        print_json(&serde_json::json!({
+            "backups": rows,
+            "untrusted": untrusted,
+            "unreachable": unreachable,
+        }));
         return;
     }
     println!(
@@ -597,10 +841,15 @@ fn list_output(listing: &catalog::Listing, json: bool) {
     for (t, e) in &listing.unreachable {
         eprintln!("warning: target {t} could not be listed: {e}");
     }
-    for e in &listing.entries {
+    for e in listing.entries.iter().chain(&listing.untrusted) {
         for c in e.copies.iter().filter(|c| c.status.ends_with("-manifest")) {
             eprintln!(
-                "warning: backup {} in target {}: {} (not trusted: never restored or counted)",
+                "warning: {} {} in target {}: {} (not trusted: never restored or counted)",
+                if e.manifest().is_some() {
+                    "backup"
+                } else {
+                    "folder"
+                },
                 e.id,
                 c.target,
                 c.detail.as_deref().unwrap_or(&c.status)

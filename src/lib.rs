@@ -23,5 +23,7 @@ pub mod manifest;
 pub mod pipeline;
 pub mod progress;
 pub mod retention;
+pub mod schedule;
 pub mod source;
+pub mod state;
 pub mod store;

@@ -3,6 +3,7 @@
 
 pub mod policy;
 pub mod rules;
+pub mod sample;
 pub mod schema;
 pub mod setup;
 pub mod transform;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::policy::{self, CheckReport, Policy};
+use super::sample::{self, SampleFrom};
 use super::schema::{self, SchemaInfo};
 use super::transform::Anonymizer;
 use crate::config::{Config, SourceConfig};
@@ -96,11 +97,42 @@ pub fn live_schema(ctx: &Context, source: &str) -> Result<SchemaInfo, SetupError
     }
 }
 
-/// Checks the policy of a source against its live schema (blocking).
+/// Checks the policy of a source against its live schema (blocking); when the
+/// policy is usable, also samples the columns it keeps for personal-looking values.
 pub fn check_source(ctx: &Context, source: &str) -> Result<CheckReport, SetupError> {
     let policy = load_policy(&ctx.config, source)?;
     let schema = live_schema(ctx, source)?;
-    Ok(policy::check(&policy, &schema))
+    let mut report = policy::check(&policy, &schema);
+    if report.errors.is_empty() {
+        report
+            .warnings
+            .extend(sample_warnings(ctx, source, &policy, &schema)?);
+    }
+    Ok(report)
+}
+
+/// Warnings about kept columns whose sampled values look personal. A sample
+/// that cannot be read is itself a warning: the check does not depend on it.
+fn sample_warnings(
+    ctx: &Context,
+    source: &str,
+    policy: &Policy,
+    schema_info: &SchemaInfo,
+) -> Result<Vec<String>, SetupError> {
+    let samples = match ctx.config.source(source).map_err(ContextError::from)? {
+        SourceConfig::Postgres(_) => {
+            let db = ctx.postgres(source)?;
+            sample::sample(policy, schema_info, SampleFrom::Postgres(&db))
+        }
+        SourceConfig::Sqlite(s) => sample::sample(policy, schema_info, SampleFrom::Sqlite(&s.path)),
+    };
+    Ok(match samples {
+        Ok(samples) => sample::findings(&policy.file, &samples),
+        Err(e) => vec![format!(
+            "policy {}: kept columns could not be sampled for personal data: {e}",
+            policy.file.display()
+        )],
+    })
 }
 
 /// A ready anonymizer, with what the manifest records about it.
@@ -135,10 +167,13 @@ pub fn prepare(ctx: &Context, source: &str) -> Result<Prepared, SetupError> {
     let policy = load_policy(&ctx.config, source)?;
     let key = load_key(&ctx.config)?;
     let schema = live_schema(ctx, source)?;
-    let report = policy::check(&policy, &schema);
+    let mut report = policy::check(&policy, &schema);
     if !report.errors.is_empty() {
         return Err(SetupError::Check(report));
     }
+    report
+        .warnings
+        .extend(sample_warnings(ctx, source, &policy, &schema)?);
     let unique = Anonymizer::unique_columns(&schema);
     let mut unique_columns: Vec<String> = unique.iter().cloned().collect();
     unique_columns.sort();

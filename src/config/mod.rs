@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::retention::RetentionPolicy;
 
 /// The largest config file [`Config::load`] reads.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -76,6 +79,15 @@ prefix = "coffre/"                        # optional, default ""; ends with "/" 
 access_key_id_env = "PARIS_KEY_ID"
 secret_access_key_env = "PARIS_SECRET"
 part_size_mib = 8                         # optional, multipart part size 5 to 512; default 8
+stall_timeout_secs = 120                  # optional, 5 to 3600; default 120: a backup drops
+                                          # this target (the others go on) once it has
+                                          # accepted no data for this long
+# Optional: S3 Object Lock (WORM) on every object coffre writes here, for `days` days
+# (1 to 36500) from its writing. The bucket must have been created with Object Lock
+# enabled. "governance": users with s3:BypassGovernanceRetention can still delete;
+# "compliance": nobody can, not even the root account. `coffre prune` keeps locked backups.
+# Also written as a table: [targets.paris.object_lock] with mode = ... and days = ...
+object_lock = { mode = "governance", days = 30 }
 
 [targets.local]
 type = "fs"
@@ -93,6 +105,20 @@ pg_dump = "/usr/bin/pg_dump"              # optional, default "pg_dump" from PAT
 psql = "/usr/bin/psql"                    # optional, default "psql" from PATH
 policy = "policies/billing.toml"          # optional: the anonymization policy of this source
 anonymize = false                         # optional: true = every backup is anonymized
+
+# Optional: which backups `coffre prune` keeps (grandfather-father-son, UTC calendar).
+# keep_last keeps the N newest; daily, weekly, monthly and yearly keep the newest backup
+# of each of the N most recent days, ISO weeks, months and years that have one (a backup
+# may fill several slots); max_age_days (at least 1) then deletes what is older, even if
+# a count wanted it. The newest restorable backup and backups under object lock are never
+# deleted. Every key is optional (0 or absent = unset); no table = keep everything.
+[sources.billing.retention]
+keep_last = 7
+daily = 14
+weekly = 8
+monthly = 12
+yearly = 3
+max_age_days = 1095
 
 [sources.demo]
 type = "sqlite"
@@ -185,6 +211,55 @@ pub struct S3Target {
     pub secret_access_key_env: Option<String>,
     /// Multipart upload part size, 5..=512 MiB, default 8.
     pub part_size_mib: u64,
+    /// Seconds this target may accept no data before a backup drops it, 5..=3600,
+    /// default [`DEFAULT_STALL_TIMEOUT_SECS`].
+    pub stall_timeout_secs: u64,
+    /// S3 Object Lock retention of the objects written here, if any.
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+/// Stall timeout of targets that set none, and of every fs target.
+pub const DEFAULT_STALL_TIMEOUT_SECS: u64 = 120;
+
+/// `object_lock = { mode = "governance", days = 30 }` on an S3 target: every object is
+/// written under S3 Object Lock until `days` days after its backup finished. The bucket
+/// must have been created with Object Lock enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectLockConfig {
+    pub mode: ObjectLockMode,
+    /// Retention period, 1..=36500 days.
+    pub days: u32,
+}
+
+/// S3 Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLockMode {
+    /// Users with `s3:BypassGovernanceRetention` may still delete or shorten it.
+    Governance,
+    /// Nobody can delete the object or shorten its retention, not even the root account.
+    Compliance,
+}
+
+impl ObjectLockMode {
+    /// Every mode as written in the config.
+    pub const ALL: [ObjectLockMode; 2] = [ObjectLockMode::Governance, ObjectLockMode::Compliance];
+
+    /// As written in the config: `"governance"` or `"compliance"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectLockMode::Governance => "governance",
+            ObjectLockMode::Compliance => "compliance",
+        }
+    }
+
+    /// As the S3 API spells it (`x-amz-object-lock-mode`): `"GOVERNANCE"` or `"COMPLIANCE"`.
+    pub fn as_s3_str(self) -> &'static str {
+        match self {
+            ObjectLockMode::Governance => "GOVERNANCE",
+            ObjectLockMode::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 /// `type = "fs"`: a local directory.
@@ -221,6 +296,8 @@ pub struct PostgresSource {
     pub policy: Option<PathBuf>,
     /// When true, every backup of this source is anonymized.
     pub anonymize: bool,
+    /// `[sources.NAME.retention]`; empty (keep everything) when absent.
+    pub retention: RetentionPolicy,
 }
 
 /// `type = "sqlite"`.
@@ -234,6 +311,8 @@ pub struct SqliteSource {
     pub policy: Option<PathBuf>,
     /// When true, every backup of this source is anonymized.
     pub anonymize: bool,
+    /// `[sources.NAME.retention]`; empty (keep everything) when absent.
+    pub retention: RetentionPolicy,
 }
 
 impl SourceConfig {
@@ -268,6 +347,14 @@ impl SourceConfig {
             SourceConfig::Sqlite(s) => s.anonymize,
         }
     }
+
+    /// Which backups `coffre prune` keeps; an empty policy (the default) keeps everything.
+    pub fn retention(&self) -> &RetentionPolicy {
+        match self {
+            SourceConfig::Postgres(s) => &s.retention,
+            SourceConfig::Sqlite(s) => &s.retention,
+        }
+    }
 }
 
 impl TargetConfig {
@@ -276,6 +363,23 @@ impl TargetConfig {
         match self {
             TargetConfig::S3(_) => "s3",
             TargetConfig::Fs(_) => "fs",
+        }
+    }
+
+    /// How long this target may accept no data before a backup drops it (the others go
+    /// on): `stall_timeout_secs` for S3, [`DEFAULT_STALL_TIMEOUT_SECS`] for fs.
+    pub fn stall_timeout(&self) -> Duration {
+        match self {
+            TargetConfig::S3(s3) => Duration::from_secs(s3.stall_timeout_secs),
+            TargetConfig::Fs(_) => Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS),
+        }
+    }
+
+    /// The S3 Object Lock of this target, if any (fs targets have none).
+    pub fn object_lock(&self) -> Option<&ObjectLockConfig> {
+        match self {
+            TargetConfig::S3(s3) => s3.object_lock.as_ref(),
+            TargetConfig::Fs(_) => None,
         }
     }
 }
@@ -493,10 +597,23 @@ mod tests {
         assert_eq!(paris.access_key_id_env.as_deref(), Some("PARIS_KEY_ID"));
         assert_eq!(paris.secret_access_key_env.as_deref(), Some("PARIS_SECRET"));
         assert_eq!(paris.part_size_mib, 8);
+        assert_eq!(paris.stall_timeout_secs, 120);
+        assert_eq!(
+            paris.object_lock,
+            Some(ObjectLockConfig {
+                mode: ObjectLockMode::Governance,
+                days: 30
+            })
+        );
+        assert_eq!(
+            config.targets["paris"].stall_timeout(),
+            Duration::from_secs(120)
+        );
         let TargetConfig::Fs(local) = &config.targets["local"] else {
             panic!("local is not fs");
         };
         assert_eq!(local.path, Path::new("/var/backups/coffre"));
+        assert_eq!(config.targets["local"].object_lock(), None);
 
         let billing = config.source("billing").expect("defined source");
         assert_eq!(billing.kind(), "postgres");
@@ -512,8 +629,20 @@ mod tests {
         assert!(!pg.owners_and_privileges);
         assert_eq!(pg.pg_dump, Path::new("/usr/bin/pg_dump"));
         assert_eq!(pg.psql, Path::new("/usr/bin/psql"));
+        assert_eq!(
+            billing.retention(),
+            &RetentionPolicy {
+                keep_last: 7,
+                daily: 14,
+                weekly: 8,
+                monthly: 12,
+                yearly: 3,
+                max_age_days: Some(1095),
+            }
+        );
 
         let demo = config.source("demo").expect("defined source");
+        assert!(demo.retention().is_empty(), "no table: keep everything");
         assert_eq!(demo.kind(), "sqlite");
         let SourceConfig::Sqlite(sqlite) = demo else {
             panic!("demo is not sqlite");
@@ -562,9 +691,21 @@ targets = ["l", "s"]
         assert_eq!(s.endpoint, None);
         assert_eq!(s.access_key_id_env, None);
         assert_eq!(s.part_size_mib, 8);
+        assert_eq!(s.stall_timeout_secs, DEFAULT_STALL_TIMEOUT_SECS);
+        assert_eq!(s.object_lock, None);
         let TargetConfig::Fs(l) = &config.targets["l"] else {
             panic!("l is not fs");
         };
+        assert_eq!(
+            config.targets["l"].stall_timeout(),
+            Duration::from_secs(120),
+            "fs targets have the fixed default"
+        );
+        assert!(config.sources["pg"].retention().is_empty());
+        assert_eq!(
+            config.sources["pg"].retention(),
+            &RetentionPolicy::default()
+        );
         assert_eq!(l.path, Path::new("/etc/coffre/../backups"));
         let SourceConfig::Postgres(pg) = &config.sources["pg"] else {
             panic!("pg is not postgres");
@@ -662,6 +803,19 @@ targets = ["l", "s"]
         assert_eq!(edit_distance("same", "same"), 0);
         assert_eq!(did_you_mean("pariss", ["local", "paris"]), Some("paris"));
         assert_eq!(did_you_mean("zzz", ["local", "paris"]), None);
+    }
+
+    #[test]
+    fn object_lock_modes_spelled_for_s3() {
+        assert_eq!(ObjectLockMode::Governance.as_s3_str(), "GOVERNANCE");
+        assert_eq!(ObjectLockMode::Compliance.as_s3_str(), "COMPLIANCE");
+        assert_eq!(ObjectLockMode::Compliance.as_str(), "compliance");
+        let json = serde_json::to_string(&ObjectLockConfig {
+            mode: ObjectLockMode::Compliance,
+            days: 7,
+        })
+        .expect("json");
+        assert_eq!(json, r#"{"mode":"compliance","days":7}"#);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! The text is parsed into a spanned tree first, so every problem names its line. Each
 //! table is then checked for unknown keys (with a "did you mean"), its `type` read by
 //! hand, and the rest deserialized into a private raw struct with `deny_unknown_fields`.
+//! Sub-tables (`[sources.NAME.retention]`, a target's `object_lock`, inline or not) are
+//! taken out first and read the same way, so that their keys too are named with a line.
 //! Required keys are checked here; values (ranges, names, URLs, references) are checked
 //! by [`super::validate`].
 
@@ -17,10 +19,11 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::{LineIndex, Locations};
 use super::{
-    AnonymizationConfig, CompressionConfig, Config, EncryptionConfig, FsTarget, IntegrityConfig,
-    PostgresSource, Problem, S3Target, SourceConfig, SqliteSource, TargetConfig, did_you_mean,
-    table_label,
+    AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, EncryptionConfig,
+    FsTarget, IntegrityConfig, ObjectLockConfig, ObjectLockMode, PostgresSource, Problem, S3Target,
+    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
 };
+use crate::retention::RetentionPolicy;
 
 const TOP_KEYS: &[&str] = &[
     "state_dir",
@@ -66,6 +69,15 @@ struct RawS3 {
     access_key_id_env: Option<String>,
     secret_access_key_env: Option<String>,
     part_size_mib: Option<i64>,
+    stall_timeout_secs: Option<i64>,
+}
+
+/// `object_lock` of an S3 target, inline (`{ mode = "governance", days = 30 }`) or a table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectLock {
+    mode: Option<Spanned<String>>,
+    days: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -311,7 +323,13 @@ impl Parser<'_> {
         let mut table = self.table(value, scope)?;
         match self.kind(table.get_mut(), scope, TARGET_TYPES, &[])? {
             "s3" => {
-                let raw: RawS3 = self.fields(table_value(table), scope, &["type"])?;
+                // Read apart, so that its own keys are checked and located.
+                let object_lock = match self.sub_table(table.get_mut(), "object_lock", scope) {
+                    Some((value, lock_scope)) => self.object_lock(value, &lock_scope).map(Some),
+                    None => Some(None),
+                };
+                let raw: RawS3 =
+                    self.fields_around(table_value(table), scope, &["type"], &["object_lock"])?;
                 let bucket = self.require(raw.bucket, "bucket", scope)?;
                 Some(TargetConfig::S3(S3Target {
                     bucket,
@@ -323,6 +341,12 @@ impl Parser<'_> {
                     part_size_mib: raw
                         .part_size_mib
                         .map_or(8, |size| u64::try_from(size).unwrap_or(u64::MAX)),
+                    stall_timeout_secs: raw
+                        .stall_timeout_secs
+                        .map_or(DEFAULT_STALL_TIMEOUT_SECS, |secs| {
+                            u64::try_from(secs).unwrap_or(0)
+                        }),
+                    object_lock: object_lock?,
                 }))
             }
             _ => {
@@ -337,9 +361,19 @@ impl Parser<'_> {
 
     fn source(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<SourceConfig> {
         let mut table = self.table(value, scope)?;
-        match self.kind(table.get_mut(), scope, SOURCE_TYPES, SOURCE_TYPES_NOT_YET)? {
+        let kind = self.kind(table.get_mut(), scope, SOURCE_TYPES, SOURCE_TYPES_NOT_YET);
+        // Read apart, so that its own keys are checked and located.
+        let retention = match self.sub_table(table.get_mut(), "retention", scope) {
+            Some((value, retention_scope)) => {
+                self.fields::<RetentionPolicy>(value, &retention_scope, &[])
+            }
+            None => Some(RetentionPolicy::default()),
+        };
+        const AFTER: &[&str] = &["retention"];
+        match kind? {
             "postgres" => {
-                let raw: RawPostgres = self.fields(table_value(table), scope, &["type"])?;
+                let raw: RawPostgres =
+                    self.fields_around(table_value(table), scope, &["type"], AFTER)?;
                 let url = self.require(raw.url, "url", scope);
                 let targets = self.require(raw.targets, "targets", scope);
                 Some(SourceConfig::Postgres(PostgresSource {
@@ -351,10 +385,12 @@ impl Parser<'_> {
                     psql: self.program(raw.psql.as_deref().unwrap_or("psql")),
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
+                    retention: retention?,
                 }))
             }
             _ => {
-                let raw: RawSqlite = self.fields(table_value(table), scope, &["type"])?;
+                let raw: RawSqlite =
+                    self.fields_around(table_value(table), scope, &["type"], AFTER)?;
                 let path = self.require(raw.path, "path", scope);
                 let targets = self.require(raw.targets, "targets", scope);
                 Some(SourceConfig::Sqlite(SqliteSource {
@@ -362,9 +398,58 @@ impl Parser<'_> {
                     targets: targets?,
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
+                    retention: retention?,
                 }))
             }
         }
+    }
+
+    /// Removes the sub-table `key` from `table`, with its scope for messages
+    /// (`[targets.paris.object_lock]`, at the line of `key`).
+    fn sub_table<'i>(
+        &self,
+        table: &mut DeTable<'i>,
+        key: &str,
+        parent: &Scope,
+    ) -> Option<(Spanned<DeValue<'i>>, Scope)> {
+        let (name, value) = table.remove_entry(key)?;
+        let parent_label = parent.label.as_deref().unwrap_or("[]");
+        let label = format!("{}.{key}]", parent_label.trim_end_matches(']'));
+        Some((value, self.scope(label, &name.span())))
+    }
+
+    /// `object_lock`: a mode and a number of days, both required.
+    fn object_lock(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        scope: &Scope,
+    ) -> Option<ObjectLockConfig> {
+        let raw: RawObjectLock = self.fields(value, scope, &[])?;
+        let mode = self.require(raw.mode, "mode", scope);
+        let days = self.require(raw.days, "days", scope);
+        let (mode, days) = (mode?, days?);
+        let line = self.line(&mode.span());
+        let written = mode.into_inner();
+        let Some(mode) = ObjectLockMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == written)
+        else {
+            let names = ObjectLockMode::ALL.map(ObjectLockMode::as_str);
+            let mut message = format!(
+                "unknown object lock mode {written:?} {} (expected one of: {}",
+                scope.place(),
+                names.join(", ")
+            );
+            if let Some(close) = did_you_mean(&written, names) {
+                message.push_str(&format!("; did you mean {close:?}?"));
+            }
+            message.push(')');
+            self.report(line, message);
+            return None;
+        };
+        // Out of range stays out of range, for validation to report with the allowed range.
+        let days = u32::try_from(days).unwrap_or(if days < 0 { 0 } else { u32::MAX });
+        Some(ObjectLockConfig { mode, days })
     }
 
     /// Removes and checks `type`; returns it as one of `known`.
@@ -458,8 +543,25 @@ impl Parser<'_> {
         scope: &Scope,
         extra: &[&str],
     ) -> Option<T> {
+        self.fields_around(value, scope, extra, &[])
+    }
+
+    /// Like [`Self::fields`], with keys read apart listed before (`before`) and after
+    /// (`after`) the fields of `T` in messages.
+    fn fields_around<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        scope: &Scope,
+        before: &[&str],
+        after: &[&str],
+    ) -> Option<T> {
         let mut table = self.table(value, scope)?;
-        let expected: Vec<&str> = extra.iter().chain(fields_of::<T>()).copied().collect();
+        let expected: Vec<&str> = before
+            .iter()
+            .chain(fields_of::<T>())
+            .chain(after)
+            .copied()
+            .collect();
         let unknown = self.unknown_keys(table.get_ref(), &expected, scope);
         for key in &unknown {
             table.get_mut().remove(key.as_str());
@@ -552,6 +654,8 @@ impl Parser<'_> {
             "path" => "\"/var/backups/coffre\"",
             "url" => "\"postgres://backup@db.internal:5432/billing\"",
             "targets" => "[\"local\"]",
+            "mode" => "\"governance\" (or \"compliance\")",
+            "days" => "30",
             _ => "...",
         };
         let mut message = format!(
@@ -609,10 +713,18 @@ fn type_message(message: &str, key: Option<&str>, scope: &Scope) -> String {
         None => scope.place().trim_start_matches("in ").to_owned(),
     };
     let Some(detail) = message.strip_prefix("invalid type: ") else {
+        // Unsigned fields read straight into their type (`[sources.NAME.retention]`).
+        if let Some(rest) = message.strip_prefix("invalid value: integer `")
+            && let Some((number, expected)) = rest.split_once("`, expected ")
+            && let Some(max) = unsigned_max(expected)
+        {
+            return format!("{subject} must be an integer between 0 and {max}, not {number}");
+        }
         return format!("{subject} has an invalid value: {}", message.to_lowercase());
     };
     let detail = detail
         .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected an integer")
         .replace("expected a sequence", "expected an array");
     let (found, expected) = detail.split_once(", expected ").unwrap_or((&detail, ""));
     let fix = if found.starts_with("string")
@@ -627,6 +739,17 @@ fn type_message(message: &str, key: Option<&str>, scope: &Scope) -> String {
         ""
     };
     format!("{subject} has the wrong type: found {detail}{fix}")
+}
+
+/// The largest value of serde's name for an unsigned integer type (`u32`).
+fn unsigned_max(name: &str) -> Option<u64> {
+    match name {
+        "u8" => Some(u8::MAX.into()),
+        "u16" => Some(u16::MAX.into()),
+        "u32" => Some(u32::MAX.into()),
+        "u64" => Some(u64::MAX),
+        _ => None,
+    }
 }
 
 /// The field names of a struct deriving `Deserialize`, as serde sees them.
@@ -699,7 +822,20 @@ mod tests {
                 "prefix",
                 "access_key_id_env",
                 "secret_access_key_env",
-                "part_size_mib"
+                "part_size_mib",
+                "stall_timeout_secs"
+            ]
+        );
+        assert_eq!(fields_of::<RawObjectLock>(), ["mode", "days"]);
+        assert_eq!(
+            fields_of::<RetentionPolicy>(),
+            [
+                "keep_last",
+                "daily",
+                "weekly",
+                "monthly",
+                "yearly",
+                "max_age_days"
             ]
         );
     }
@@ -713,7 +849,8 @@ mod tests {
             format!(
                 "config /etc/coffre.toml:{line}: unknown key \"bukket\" in [targets.paris] \
                  (expected one of: type, bucket, region, endpoint, prefix, access_key_id_env, \
-                 secret_access_key_env, part_size_mib; did you mean \"bucket\"?)"
+                 secret_access_key_env, part_size_mib, stall_timeout_secs, object_lock; did you \
+                 mean \"bucket\"?)"
             )
         );
     }
@@ -753,8 +890,8 @@ mod tests {
         );
         assert!(
             err.contains(&format!(
-                ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets, policy, anonymize; \
-             did you mean \"path\"?)",
+                ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets, policy, anonymize, \
+             retention; did you mean \"path\"?)",
                 line_of(&text, "pth")
             )),
             "{err}"
@@ -945,6 +1082,176 @@ mod tests {
                  add type = \"postgres\" (expected one of: postgres, sqlite)",
                 line_of(&text, "[sources.billing]")
             )
+        );
+    }
+
+    const LOCK: &str = "object_lock = { mode = \"governance\", days = 30 }";
+
+    #[test]
+    fn object_lock_inline_or_as_a_table() {
+        let lock = |text: &str| {
+            let config = Config::from_str_at(text, Path::new("/etc/coffre.toml"))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            config.targets["paris"].object_lock().copied()
+        };
+        let compliance = Some(ObjectLockConfig {
+            mode: ObjectLockMode::Compliance,
+            days: 3650,
+        });
+        let text = EXAMPLE.replace(LOCK, "object_lock = { mode = \"compliance\", days = 3650 }");
+        assert_eq!(lock(&text), compliance);
+        // The table form, after the target's other keys.
+        let text = EXAMPLE.replace(
+            LOCK,
+            "[targets.paris.object_lock]\nmode = \"compliance\"\ndays = 3650",
+        );
+        assert_eq!(lock(&text), compliance);
+        // Dotted keys are the same table too.
+        let text = EXAMPLE.replace(
+            LOCK,
+            "object_lock.mode = \"compliance\"\nobject_lock.days = 3650",
+        );
+        assert_eq!(lock(&text), compliance);
+        let text = EXAMPLE.replace(LOCK, "");
+        assert_eq!(lock(&text), None);
+    }
+
+    #[test]
+    fn object_lock_errors_name_the_line_and_the_fix() {
+        let text = EXAMPLE.replace(LOCK, "object_lock = { mode = \"governence\", days = 30 }");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: unknown object lock mode \"governence\" in \
+                 [targets.paris.object_lock] (expected one of: governance, compliance; did you \
+                 mean \"governance\"?)",
+                line_of(&text, "governence")
+            )
+        );
+        // The S3 API's spelling is not the config's.
+        let text = EXAMPLE.replace(
+            LOCK,
+            "[targets.paris.object_lock]\nmode = \"COMPLIANCE\"\ndays = 30",
+        );
+        assert!(
+            error(&text).starts_with(&format!(
+                "config /etc/coffre.toml:{}: unknown object lock mode \"COMPLIANCE\"",
+                line_of(&text, "COMPLIANCE")
+            )),
+            "{}",
+            error(&text)
+        );
+        let text = EXAMPLE.replace(LOCK, "object_lock = { mode = \"governance\" }");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: missing key \"days\" in [targets.paris.object_lock]: \
+                 add days = 30",
+                line_of(&text, "object_lock =")
+            )
+        );
+        let text = EXAMPLE.replace(LOCK, "object_lock = { mode = \"governance\", dais = 30 }");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: unknown key \"dais\" in [targets.paris.object_lock] \
+                 (expected one of: mode, days; did you mean \"days\"?)",
+                line_of(&text, "dais")
+            )
+        );
+        let text = EXAMPLE.replace(
+            LOCK,
+            "object_lock = { mode = \"governance\", days = \"30\" }",
+        );
+        assert!(
+            error(&text).contains(&format!(
+                ":{}: key \"days\" in [targets.paris.object_lock] has the wrong type: found \
+                 string \"30\", expected an integer (remove the quotes)",
+                line_of(&text, "object_lock =")
+            )),
+            "{}",
+            error(&text)
+        );
+        let text = EXAMPLE.replace(LOCK, "object_lock = \"governance\"");
+        assert!(
+            error(&text).contains(&format!(
+                ":{}: targets.paris.object_lock must be a table, not a string",
+                line_of(&text, "object_lock =")
+            )),
+            "{}",
+            error(&text)
+        );
+        // Object Lock is an S3 feature.
+        let text = EXAMPLE.replace(
+            "path = \"/var/backups/coffre\"",
+            "path = \"/var/backups/coffre\"\nobject_lock = { mode = \"governance\", days = 1 }",
+        );
+        assert!(
+            error(&text).contains("unknown key \"object_lock\" in [targets.local]"),
+            "{}",
+            error(&text)
+        );
+    }
+
+    #[test]
+    fn retention_keys_and_types_are_checked() {
+        let text = EXAMPLE.replace("weekly = 8", "wekly = 8");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: unknown key \"wekly\" in [sources.billing.retention] \
+                 (expected one of: keep_last, daily, weekly, monthly, yearly, max_age_days; did \
+                 you mean \"weekly\"?)",
+                line_of(&text, "wekly")
+            )
+        );
+        let text = EXAMPLE.replace("daily = 14", "daily = -1");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: key \"daily\" in [sources.billing.retention] must be \
+                 an integer between 0 and 4294967295, not -1",
+                line_of(&text, "daily = -1")
+            )
+        );
+        let text = EXAMPLE.replace("yearly = 3", "yearly = \"3\"");
+        assert_eq!(
+            error(&text),
+            format!(
+                "config /etc/coffre.toml:{}: key \"yearly\" in [sources.billing.retention] has the \
+                 wrong type: found string \"3\", expected an integer (remove the quotes)",
+                line_of(&text, "yearly =")
+            )
+        );
+        let text = EXAMPLE.replace("[sources.billing.retention]", "[sources.billing.retension]");
+        assert!(
+            error(&text).starts_with(&format!(
+                "config /etc/coffre.toml:{}: unknown key \"retension\" in [sources.billing] \
+                 (expected one of: type, url, password_file, targets, owners_and_privileges, \
+                 pg_dump, psql, policy, anonymize, retention; did you mean \"retention\"?)",
+                line_of(&text, "retension")
+            )),
+            "{}",
+            error(&text)
+        );
+        // A problem in the retention table does not hide one elsewhere in its source.
+        let text = EXAMPLE
+            .replace("weekly = 8", "wekly = 8")
+            .replace("psql = \"/usr/bin/psql\"", "psq = \"/usr/bin/psql\"");
+        assert_eq!(error(&text).lines().count(), 2, "{}", error(&text));
+        // The inline form, on a SQLite source.
+        let text = EXAMPLE.replace(
+            "targets = [\"local\"]",
+            "targets = [\"local\"]\nretention = { keep_last = 3, max_age_days = 30 }",
+        );
+        let config = Config::from_str_at(&text, Path::new("/x.toml")).expect("valid config");
+        assert_eq!(
+            config.sources["demo"].retention(),
+            &RetentionPolicy {
+                keep_last: 3,
+                max_age_days: Some(30),
+                ..RetentionPolicy::default()
+            }
         );
     }
 

@@ -9,7 +9,8 @@ use std::str::FromStr as _;
 
 use super::locate::Locations;
 use super::{
-    Config, PostgresSource, Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
+    Config, DEFAULT_STALL_TIMEOUT_SECS, PostgresSource, Problem, S3Target, SourceConfig,
+    TargetConfig, defined, table_label,
 };
 
 /// zstd levels accepted in `[compression] level`.
@@ -18,6 +19,10 @@ pub(super) const LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
 pub(super) const THREADS: std::ops::RangeInclusive<u32> = 0..=64;
 /// S3 multipart part sizes accepted in `part_size_mib` (S3's minimum part is 5 MiB).
 pub(super) const PART_SIZES_MIB: std::ops::RangeInclusive<u64> = 5..=512;
+/// Seconds accepted in `stall_timeout_secs`.
+pub(super) const STALL_TIMEOUTS_SECS: std::ops::RangeInclusive<u64> = 5..=3600;
+/// Days accepted in `object_lock.days` (up to a hundred years).
+pub(super) const LOCK_DAYS: std::ops::RangeInclusive<u32> = 1..=36500;
 
 /// Every problem with `config`, unsorted; empty when it is valid.
 pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
@@ -70,6 +75,16 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
                 &["sources", name, "anonymize"],
                 format!(
                     "source {name:?} has anonymize = true but no policy: add policy =                      \"policies/{name}.toml\" (`coffre policy init {name}` writes a starting one)"
+                ),
+            );
+        }
+        if source.retention().max_age_days == Some(0) {
+            v.report(
+                &["sources", name, "retention", "max_age_days"],
+                format!(
+                    "max_age_days in {}.retention] must be at least 1 (days); remove it to keep \
+                     backups of any age",
+                    table_label("sources", name).trim_end_matches(']')
                 ),
             );
         }
@@ -265,6 +280,30 @@ impl Validator<'_> {
                      default 8)",
                     PART_SIZES_MIB.start(),
                     PART_SIZES_MIB.end()
+                ),
+            );
+        }
+        if !STALL_TIMEOUTS_SECS.contains(&s3.stall_timeout_secs) {
+            self.report(
+                &at("stall_timeout_secs"),
+                format!(
+                    "stall_timeout_secs must be between {} and {} (seconds a target may accept \
+                     no data before a backup drops it; default {DEFAULT_STALL_TIMEOUT_SECS})",
+                    STALL_TIMEOUTS_SECS.start(),
+                    STALL_TIMEOUTS_SECS.end()
+                ),
+            );
+        }
+        if let Some(lock) = &s3.object_lock
+            && !LOCK_DAYS.contains(&lock.days)
+        {
+            self.report(
+                &["targets", name, "object_lock", "days"],
+                format!(
+                    "object_lock days must be between {} and {} (how long each object stays \
+                     locked after its backup)",
+                    LOCK_DAYS.start(),
+                    LOCK_DAYS.end()
                 ),
             );
         }
@@ -800,6 +839,75 @@ mod tests {
             "part_size_mib",
             "part_size_mib must be between 5 and 512",
         );
+    }
+
+    #[test]
+    fn object_lock_days_and_stall_timeout_ranges() {
+        let text = EXAMPLE.replace("days = 30 }", "days = 0 }");
+        assert_fails(
+            &text,
+            "object_lock =",
+            "object_lock days must be between 1 and 36500",
+        );
+        let text = EXAMPLE.replace("days = 30 }", "days = -30 }");
+        assert_fails(
+            &text,
+            "object_lock =",
+            "object_lock days must be between 1 and 36500",
+        );
+        let text = EXAMPLE.replace(
+            "object_lock = { mode = \"governance\", days = 30 }",
+            "[targets.paris.object_lock]\nmode = \"compliance\"\ndays = 36501",
+        );
+        assert_fails(
+            &text,
+            "days = 36501",
+            "object_lock days must be between 1 and 36500",
+        );
+        for days in [1, 36500] {
+            let text = EXAMPLE.replace("days = 30 }", &format!("days = {days} }}"));
+            assert!(
+                Config::from_str_at(&text, Path::new("x.toml")).is_ok(),
+                "{days}"
+            );
+        }
+        for bad in ["4", "3601", "-1"] {
+            let text = EXAMPLE.replace(
+                "stall_timeout_secs = 120",
+                &format!("stall_timeout_secs = {bad}"),
+            );
+            assert_fails(
+                &text,
+                "stall_timeout_secs",
+                "stall_timeout_secs must be between 5 and 3600 (seconds a target may accept no \
+                 data before a backup drops it; default 120)",
+            );
+        }
+        let text = EXAMPLE.replace("stall_timeout_secs = 120", "stall_timeout_secs = 5");
+        let config = Config::from_str_at(&text, Path::new("x.toml")).expect("valid config");
+        assert_eq!(
+            config.targets["paris"].stall_timeout(),
+            std::time::Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn max_age_days_is_at_least_one() {
+        let text = EXAMPLE.replace("max_age_days = 1095", "max_age_days = 0");
+        assert_fails(
+            &text,
+            "max_age_days = 0",
+            "max_age_days in [sources.billing.retention] must be at least 1 (days); remove it \
+             to keep backups of any age",
+        );
+        // A maximum age alone is a policy: every backup younger than it is kept.
+        let start = EXAMPLE.find("keep_last = 7").expect("marker in the text");
+        let end = EXAMPLE.find("max_age_days = ").expect("marker in the text");
+        let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+        let config = Config::from_str_at(&text, Path::new("x.toml")).expect("valid config");
+        let policy = config.sources["billing"].retention();
+        assert_eq!(policy.max_age_days, Some(1095));
+        assert_eq!(policy.summary(), "max_age_days 1095");
     }
 
     #[test]

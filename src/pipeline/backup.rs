@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::encode::{EncodeError, Encoded, encode};
 use super::fanout::{FanOutEnd, branch, fan_out};
+use super::lock::{LockError, SourceLock, clean_leftovers};
 use super::{Context, ContextError, Piece, channel, seconds_since};
 use crate::anonymize::setup::{self, SetupError};
 use crate::dump::{DumpStats, Identity, RowTransform};
@@ -96,6 +97,8 @@ pub enum BackupError {
     Anonymize(#[from] SetupError),
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// Runs one backup. Errors of the configuration come back as `Err`; failures of
@@ -219,6 +222,8 @@ where
     let kind = job.kind;
     let stores = ctx.stores_of(source_name)?;
     let integrity = ctx.integrity_key()?;
+    let _lock = SourceLock::acquire(&ctx.config.state_dir, source_name)?;
+    clean_leftovers(&stores, source_name).await;
     let recipients = keys::parse_recipients(&job.recipients)?;
     let compression = ctx.config.compression.clone();
     tracing::info!(targets = stores.len(), "backup started");
@@ -243,8 +248,11 @@ where
     let data_key = manifest::object_key(source_name, &id, DATA_OBJECT);
     let mut branches = Vec::new();
     let mut uploads = Vec::new();
+    let mut stalls = Vec::new();
     for store in &stores {
-        let (b, body) = branch(store.name());
+        let stall = ctx.stall_timeout(store.name());
+        stalls.push(stall);
+        let (b, body) = branch(store.name(), stall);
         branches.push(b);
         let store = store.clone();
         let key = data_key.clone();
@@ -255,12 +263,17 @@ where
     let fan_task = tokio::spawn(fan_out(enc_rx, branches));
 
     let fan_end = fan_task.await.unwrap_or(FanOutEnd::Upstream);
+    let dropped: &[(String, String)] = match &fan_end {
+        FanOutEnd::Complete { dropped } => dropped,
+        _ => &[],
+    };
     let mut upload_results = Vec::new();
-    for u in uploads {
-        upload_results.push(match u.await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("upload task failed: {e}")),
-        });
+    for ((store, u), stall) in stores.iter().zip(uploads).zip(&stalls) {
+        upload_results.push(
+            finish_upload(store.name(), u, *stall, dropped)
+                .await
+                .map(|_| ()),
+        );
     }
     let encoded: Result<Encoded, EncodeError> = encode_task
         .await
@@ -423,6 +436,55 @@ fn raw_unique_columns(ctx: &Context, source: &str) -> Vec<String> {
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the unique columns of the source");
             Vec::new()
+        }
+    }
+}
+
+/// How long a target dropped from the fan-out gets to abandon its object.
+const DROPPED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for one target's upload. A target that dropped out of the fan-out
+/// failed for the reason the fan-out gave; a healthy one has, after the last
+/// chunk, at most its last parts and the commit to send, bounded by the S3
+/// client's own timeouts; past `4 × stall` (a dropped one: past
+/// [`DROPPED_GRACE`]) it is cancelled (its multipart upload aborted by the
+/// store's drop guard) and counted as failed.
+async fn finish_upload(
+    target: &str,
+    upload: tokio::task::JoinHandle<Result<u64, crate::store::StoreError>>,
+    stall: std::time::Duration,
+    dropped: &[(String, String)],
+) -> Result<u64, String> {
+    let abort = upload.abort_handle();
+    let why_dropped = dropped
+        .iter()
+        .find(|(name, _)| name == target)
+        .map(|(_, why)| format!("target {target}: {why}"));
+    // A dropped target has failed already: give its store a moment to abandon
+    // the object, no more (a frozen server would hold it for minutes).
+    let wait = if why_dropped.is_some() {
+        DROPPED_GRACE.min(stall)
+    } else {
+        stall * 4
+    };
+    let outcome = tokio::time::timeout(wait, upload).await;
+    match outcome {
+        Ok(Ok(Ok(bytes))) => match why_dropped {
+            // Cannot happen (a dropped branch's stream ends in an error), but a
+            // target that missed chunks must never count as whole.
+            Some(why) => Err(why),
+            None => Ok(bytes),
+        },
+        Ok(Ok(Err(e))) => Err(why_dropped.unwrap_or_else(|| e.to_string())),
+        Ok(Err(e)) => Err(format!("target {target}: upload task failed: {e}")),
+        Err(_) => {
+            abort.abort();
+            Err(why_dropped.unwrap_or_else(|| {
+                format!(
+                    "target {target}: stalled: the upload did not finish within {} s of the last chunk",
+                    wait.as_secs()
+                )
+            }))
         }
     }
 }

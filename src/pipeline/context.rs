@@ -9,7 +9,10 @@ use crate::integrity::IntegrityKey;
 use crate::source::{PgDatabase, Source, SqliteDatabase};
 use crate::store::DynStore;
 use crate::store::fs::FsStore;
-use crate::store::s3::{S3Params, S3Store};
+use crate::store::s3::{ObjectLock, S3Params, S3Store};
+
+/// Stall timeout of targets that set none.
+const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Errors while wiring the configuration to real parts.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,11 @@ impl Context {
                                 access_key_id,
                                 secret_access_key,
                                 part_size: (s3.part_size_mib as usize) << 20,
+                                stall_timeout: target.stall_timeout(),
+                                object_lock: s3.object_lock.as_ref().map(|l| ObjectLock {
+                                    mode: l.mode.as_s3_str().to_owned(),
+                                    days: l.days,
+                                }),
                             })
                             .await?,
                         )
@@ -111,6 +119,14 @@ impl Context {
             broken,
             integrity,
         })
+    }
+
+    /// How long a target may take no data before a backup drops it.
+    pub fn stall_timeout(&self, target: &str) -> std::time::Duration {
+        self.config
+            .targets
+            .get(target)
+            .map_or(DEFAULT_STALL_TIMEOUT, TargetConfig::stall_timeout)
     }
 
     /// The key that tags and checks manifests.

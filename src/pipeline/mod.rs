@@ -11,6 +11,9 @@ pub mod backup;
 pub mod context;
 pub mod encode;
 pub mod fanout;
+pub mod heal;
+pub mod lock;
+pub mod prune;
 pub mod restore;
 pub mod verify;
 

@@ -287,25 +287,7 @@ impl Store for FsStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        // Start the walk at the deepest directory named by the prefix, when it is a valid one.
-        let (start, start_key) = match prefix.rfind('/') {
-            Some(i) if check_key(&prefix[..i]).is_ok() => {
-                let dir = &prefix[..i];
-                let path = dir.split('/').fold(self.root.clone(), |p, s| p.join(s));
-                (path, format!("{dir}/"))
-            }
-            _ => (self.root.clone(), String::new()),
-        };
-        let owned_prefix = prefix.to_owned();
-        let walked = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            walk(&start, &start_key, &owned_prefix, &mut out).map(|()| out)
-        })
-        .await
-        .map_err(|e| self.backend("list", prefix, format!("listing task failed: {e}")))?;
-        let mut objects = walked.map_err(|e| self.backend("list", prefix, e.to_string()))?;
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(objects)
+        self.walk_prefix(prefix, false).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -319,9 +301,54 @@ impl Store for FsStore {
         tracing::debug!(target_name = %self.name, key, "object deleted");
         Ok(())
     }
+
+    async fn cleanup_incomplete(&self, key_prefix: &str) -> Result<usize, StoreError> {
+        let partials = self.walk_prefix(key_prefix, true).await?;
+        for p in &partials {
+            let path = p
+                .key
+                .split('/')
+                .fold(self.root.clone(), |acc, s| acc.join(s));
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {
+                    tracing::info!(target_name = %self.name, path = %path.display(), "temporary file of an interrupted write removed")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io_error("cleanup", &p.key, &path, &e)),
+            }
+        }
+        Ok(partials.len())
+    }
 }
 
 impl FsStore {
+    /// Sorted objects (or, with `partials`, temporary files) under `prefix`.
+    async fn walk_prefix(
+        &self,
+        prefix: &str,
+        partials: bool,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        // Start the walk at the deepest directory named by the prefix, when it is a valid one.
+        let (start, start_key) = match prefix.rfind('/') {
+            Some(i) if check_key(&prefix[..i]).is_ok() => {
+                let dir = &prefix[..i];
+                let path = dir.split('/').fold(self.root.clone(), |p, s| p.join(s));
+                (path, format!("{dir}/"))
+            }
+            _ => (self.root.clone(), String::new()),
+        };
+        let owned_prefix = prefix.to_owned();
+        let walked = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&start, &start_key, &owned_prefix, partials, &mut out).map(|()| out)
+        })
+        .await
+        .map_err(|e| self.backend("list", prefix, format!("listing task failed: {e}")))?;
+        let mut objects = walked.map_err(|e| self.backend("list", prefix, e.to_string()))?;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
     fn open_error(&self, op: &'static str, key: &str, path: &Path, e: io::Error) -> StoreError {
         if e.kind() == io::ErrorKind::NotFound {
             self.not_found(key)
@@ -345,9 +372,16 @@ async fn open_file(path: &Path) -> io::Result<tokio::fs::File> {
 }
 
 /// Collects the regular files under `dir` (whose key prefix is `dir_key`) whose key
-/// starts with `prefix`. Skips temporary files, symbolic links and non-UTF-8 names.
-/// A missing directory is empty.
-fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
+/// starts with `prefix`: the objects, or with `partials` only the temporary files of
+/// interrupted writes. Skips symbolic links and non-UTF-8 names. A missing
+/// directory is empty.
+fn walk(
+    dir: &Path,
+    dir_key: &str,
+    prefix: &str,
+    partials: bool,
+    out: &mut Vec<ObjectMeta>,
+) -> io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -365,9 +399,12 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> i
             let sub = format!("{key}/");
             // Descend only where keys matching the prefix can be.
             if sub.starts_with(prefix) || prefix.starts_with(&sub) {
-                walk(&entry.path(), &sub, prefix, out)?;
+                walk(&entry.path(), &sub, prefix, partials, out)?;
             }
-        } else if file_type.is_file() && !name.contains(PARTIAL_MARKER) && key.starts_with(prefix) {
+        } else if file_type.is_file()
+            && name.contains(PARTIAL_MARKER) == partials
+            && key.starts_with(prefix)
+        {
             match entry.metadata() {
                 Ok(meta) => out.push(ObjectMeta {
                     key,

@@ -73,6 +73,10 @@ pub trait Store: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Removes what interrupted writes under `key_prefix` left behind (S3
+    /// incomplete multipart uploads, temporary files); returns how many. Only
+    /// call it when no write under that prefix can be running.
+    async fn cleanup_incomplete(&self, key_prefix: &str) -> Result<usize, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

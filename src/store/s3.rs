@@ -1,16 +1,29 @@
 //! S3 store (AWS or any S3-compatible server): streamed puts as a single `PutObject`
 //! or a multipart upload with bounded memory, aborted on every error path.
+//!
+//! Transient failures (throttling, 5xx, dropped connections, timeouts) are retried
+//! by the SDK's standard retry strategy with exponential backoff and jitter (up to
+//! [`MAX_ATTEMPTS`] attempts per request); each attempt is bounded by the target's
+//! stall timeout, so a region that stops answering fails instead of hanging.
+//! With Object Lock, every object is written with a retention mode and date, and
+//! deleting a key deletes each of its versions (a plain delete in a versioned,
+//! locked bucket would only hide the object behind a delete marker).
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectIdentifier, ObjectLockMode,
+};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::task::{JoinError, JoinSet};
@@ -24,6 +37,8 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 pub const MAX_PART_SIZE: usize = 5 << 30;
 /// Most parts in one multipart upload.
 const MAX_PARTS: i32 = 10_000;
+/// Attempts per request (first try included) before an error is final.
+pub const MAX_ATTEMPTS: u32 = 5;
 /// Parts uploaded concurrently; with the part being filled, bounds memory to
 /// about `(MAX_PARTS_IN_FLIGHT + 1) × part_size`.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
@@ -44,6 +59,19 @@ pub struct S3Params {
     pub secret_access_key: Option<String>,
     /// Size of a multipart upload part, at least 5 MiB.
     pub part_size: usize,
+    /// Longest wait for one request attempt (and for a connection: a quarter of it).
+    pub stall_timeout: Duration,
+    /// Object Lock applied to every object written, if any.
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// S3 Object Lock settings of a target: every object written gets this mode and
+/// a retain-until date `days` after its upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    pub days: u32,
 }
 
 impl fmt::Debug for S3Params {
@@ -63,6 +91,8 @@ impl fmt::Debug for S3Params {
                 &self.secret_access_key.as_ref().map(|_| "<redacted>"),
             )
             .field("part_size", &self.part_size)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("object_lock", &self.object_lock)
             .finish()
     }
 }
@@ -76,6 +106,7 @@ pub struct S3Store {
     region: String,
     endpoint: Option<String>,
     part_size: usize,
+    object_lock: Option<ObjectLock>,
     client: Client,
 }
 
@@ -135,7 +166,19 @@ impl S3Store {
             }
         }
         let sdk_config = loader.load().await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk_config);
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(p.stall_timeout / 4)
+                    .operation_attempt_timeout(p.stall_timeout)
+                    .build(),
+            );
         if let Some(endpoint) = &p.endpoint {
             conf = conf.endpoint_url(endpoint).force_path_style(true);
         }
@@ -147,6 +190,18 @@ impl S3Store {
             region: p.region,
             endpoint: p.endpoint,
             part_size: p.part_size,
+            object_lock: p.object_lock,
+        })
+    }
+
+    /// The Object Lock mode and retain-until date of an object written now.
+    fn lock_now(&self) -> Option<(ObjectLockMode, aws_smithy_types::DateTime)> {
+        self.object_lock.as_ref().map(|l| {
+            let until = chrono::Utc::now() + chrono::Duration::days(i64::from(l.days));
+            (
+                ObjectLockMode::from(l.mode.as_str()),
+                aws_smithy_types::DateTime::from_secs(until.timestamp()),
+            )
         })
     }
 
@@ -191,6 +246,58 @@ impl S3Store {
             }
         }
         Ok(aborted)
+    }
+
+    /// Deletes every version (and delete marker) of `key` (a full key): in a
+    /// locked bucket this is what removes the data, and what the lock refuses
+    /// before the retain-until date (the error says so).
+    async fn delete_versions(&self, key: &str) -> Result<(), StoreError> {
+        let listed = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("delete", key, &e))?;
+        let ids: Vec<ObjectIdentifier> = listed
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                listed
+                    .delete_markers()
+                    .iter()
+                    .filter(|m| m.key() == Some(key))
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .key(k.unwrap_or(key))
+                    .set_version_id(v.map(str::to_owned))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        for id in ids {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(id.key())
+                .set_version_id(id.version_id().map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| {
+                    let mut err = self.sdk_error("delete", key, &e);
+                    if let StoreError::Backend { message, .. } = &mut err {
+                        message.push_str(" (Object Lock: a locked version cannot be deleted before its retain-until date)");
+                    }
+                    err
+                })?;
+        }
+        tracing::debug!(target_name = %self.name, key, "object versions deleted");
+        Ok(())
     }
 
     fn full_key(&self, op: &'static str, key: &str) -> Result<String, StoreError> {
@@ -265,11 +372,16 @@ impl S3Store {
 
     async fn put_object(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let len = data.len();
+        let lock = self.lock_now();
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            // Object Lock needs an integrity checksum on the request.
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_object_lock_mode(lock.as_ref().map(|l| l.0.clone()))
+            .set_object_lock_retain_until_date(lock.map(|l| l.1))
             .body(SdkByteStream::from(data))
             .send()
             .await
@@ -285,12 +397,15 @@ impl S3Store {
         first: Bytes,
         parts: &mut PartReader,
     ) -> Result<u64, StoreError> {
+        let lock = self.lock_now();
         let created = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_object_lock_mode(lock.as_ref().map(|l| l.0.clone()))
+            .set_object_lock_retain_until_date(lock.map(|l| l.1))
             .send()
             .await
             .map_err(|e| self.sdk_error("put", key, &e))?;
@@ -732,6 +847,9 @@ impl Store for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = self.full_key("delete", key)?;
+        if self.object_lock.is_some() {
+            return self.delete_versions(&key).await;
+        }
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -741,5 +859,9 @@ impl Store for S3Store {
             .map_err(|e| self.sdk_error("delete", &key, &e))?;
         tracing::debug!(target_name = %self.name, key, "object deleted");
         Ok(())
+    }
+
+    async fn cleanup_incomplete(&self, key_prefix: &str) -> Result<usize, StoreError> {
+        self.abort_incomplete_uploads(key_prefix).await
     }
 }

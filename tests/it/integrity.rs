@@ -25,13 +25,14 @@ fn manifest_path(ws: &Workspace, target: &str, id: &str) -> std::path::PathBuf {
     ws.path(&format!("{target}/lite/{id}/manifest.json"))
 }
 
-fn copy_status(list: &serde_json::Value, id: &str, target: &str) -> String {
-    let backup = list["backups"]
+/// The status of `id`'s copy in `target`, in a list of backups (or untrusted folders).
+fn copy_status(entries: &serde_json::Value, id: &str, target: &str) -> String {
+    let backup = entries
         .as_array()
-        .expect("backups")
+        .expect("entries")
         .iter()
         .find(|b| b["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not listed: {list:#}"));
+        .unwrap_or_else(|| panic!("{id} not listed: {entries:#}"));
     let copy = backup["copies"]
         .as_array()
         .expect("copies")
@@ -63,8 +64,11 @@ fn an_altered_manifest_is_rejected_in_its_target_only() {
 
     let (code, list) = ws.json(&["list", "lite"]);
     assert_eq!(code, 0, "{list:#}");
-    assert_eq!(copy_status(&list, &id, "east"), "rejected-manifest");
-    assert_eq!(copy_status(&list, &id, "west"), "ok");
+    assert_eq!(
+        copy_status(&list["backups"], &id, "east"),
+        "rejected-manifest"
+    );
+    assert_eq!(copy_status(&list["backups"], &id, "west"), "ok");
     let out = ws.run(&["list", "lite"]);
     let err = stderr(&out);
     assert!(
@@ -137,9 +141,16 @@ fn a_backup_forged_under_another_key_is_never_trusted() {
     }
 
     let (_, list) = ws.json(&["list", "lite"]);
-    assert_eq!(copy_status(&list, &real, "east"), "ok");
+    assert_eq!(copy_status(&list["backups"], &real, "east"), "ok");
+    assert!(
+        !list["backups"].to_string().contains(&forged),
+        "a forged backup is not a backup: {list:#}"
+    );
     for region in ["east", "west"] {
-        assert_eq!(copy_status(&list, &forged, region), "rejected-manifest");
+        assert_eq!(
+            copy_status(&list["untrusted"], &forged, region),
+            "rejected-manifest"
+        );
     }
     let to = ws.path("forged.db");
     let out = ws.run(&["restore", &forged, "--to", to.to_str().expect("path")]);

@@ -9,7 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 use coffre::store::fs::FsStore;
-use coffre::store::s3::{S3Params, S3Store};
+use coffre::store::s3::{ObjectLock, S3Params, S3Store};
 use coffre::store::{ByteStream, Store, StoreError};
 use futures::{StreamExt, TryStreamExt};
 
@@ -113,11 +113,13 @@ fn s3_params(name: &str, bucket: &str, endpoint: &str) -> S3Params {
         access_key_id: Some(access_key),
         secret_access_key: Some(secret_key),
         part_size: PART_SIZE,
+        stall_timeout: std::time::Duration::from_secs(30),
+        object_lock: None,
     }
 }
 
 /// A client of the test server that bypasses the store (bucket creation, inspection).
-fn admin_client(endpoint: &str) -> Client {
+pub(crate) fn admin_client(endpoint: &str) -> Client {
     let (access_key, secret_key) = s3_credentials();
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -130,7 +132,7 @@ fn admin_client(endpoint: &str) -> Client {
 }
 
 /// Keys of the multipart uploads still open in `bucket`.
-async fn incomplete_uploads(client: &Client, bucket: &str) -> Vec<String> {
+pub(crate) async fn incomplete_uploads(client: &Client, bucket: &str) -> Vec<String> {
     let out = client
         .list_multipart_uploads()
         .bucket(bucket)
@@ -731,6 +733,8 @@ async fn s3_connect_rejects_bad_parameters() {
         access_key_id: Some("id".into()),
         secret_access_key: Some("very-secret".into()),
         part_size: PART_SIZE,
+        stall_timeout: std::time::Duration::from_secs(30),
+        object_lock: None,
     };
     let cases = [
         S3Params {
@@ -759,4 +763,92 @@ async fn s3_connect_rejects_bad_parameters() {
         assert!(err.to_string().starts_with("target bad: connect"), "{err}");
     }
     assert!(S3Store::connect(base()).await.is_ok());
+}
+
+/// The fs store's cleanup removes temporary files of interrupted writes under the
+/// prefix, and nothing else.
+#[tokio::test]
+async fn fs_cleanup_incomplete_removes_only_temporary_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsStore::new("local".to_owned(), dir.path().to_owned());
+    store
+        .put_bytes("src/1/manifest.json", Bytes::from_static(b"{}"))
+        .await
+        .expect("put");
+    let crashed = dir
+        .path()
+        .join("src/1/data.sql.zst.age.partial-00000000000000aa");
+    std::fs::write(&crashed, b"half").expect("partial");
+    let elsewhere = dir.path().join("other/x.partial-00000000000000bb");
+    std::fs::create_dir_all(elsewhere.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&elsewhere, b"half").expect("partial");
+    assert_eq!(store.cleanup_incomplete("src/").await.expect("cleanup"), 1);
+    assert!(!crashed.exists());
+    assert!(elsewhere.exists(), "outside the prefix: left alone");
+    assert_eq!(keys(&store, "").await, ["src/1/manifest.json"]);
+    assert_eq!(store.cleanup_incomplete("src/").await.expect("cleanup"), 0);
+}
+
+/// With Object Lock, every object is written locked, and deleting it before its
+/// retain-until date fails, naming the lock; the object stays readable.
+#[tokio::test]
+async fn s3_object_lock_keeps_objects_until_their_date() {
+    let endpoint = s3_endpoints()[0].clone();
+    let client = admin_client(&endpoint);
+    let bucket = unique("locked");
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create locked bucket: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+    let mut params = s3_params("vault", &bucket, &endpoint);
+    params.object_lock = Some(ObjectLock {
+        mode: "GOVERNANCE".into(),
+        days: 1,
+    });
+    let store = S3Store::connect(params).await.expect("connect");
+    let data = noise(PART_SIZE + 1000, 9);
+    store
+        .put_stream("b/1/data", stream_of(chunks(&data)))
+        .await
+        .expect("multipart put");
+    store
+        .put_bytes("b/1/manifest.json", Bytes::from_static(b"{}"))
+        .await
+        .expect("small put");
+    for key in ["coffre/b/1/data", "coffre/b/1/manifest.json"] {
+        let retention = client
+            .get_object_retention()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "retention of {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            });
+        let r = retention.retention().expect("a retention is set");
+        assert_eq!(r.mode().map(|m| m.as_str()), Some("GOVERNANCE"), "{key}");
+        let until = r.retain_until_date().expect("date").secs();
+        let in_a_day = chrono::Utc::now().timestamp() + 86_400;
+        assert!(
+            (in_a_day - until).abs() < 600,
+            "{key}: retain until {until}"
+        );
+    }
+    let err = store
+        .delete("b/1/data")
+        .await
+        .expect_err("a locked object cannot be deleted");
+    assert!(err.to_string().contains("Object Lock"), "{err}");
+    assert_eq!(read_all(&store, "b/1/data").await, data);
 }

@@ -40,6 +40,8 @@ pub use faker::Faker;
 /// Every rule name, in the order of the documentation.
 pub(crate) use rule::RULE_NAMES;
 pub use rule::Rule;
+/// Recognises e-mails, phones, IBANs and card numbers inside a text.
+pub(crate) use text_scrub::detect as detect_personal;
 
 /// The generator every fake is drawn from, seeded with 32 bytes of HMAC output.
 /// Portable and fixed: the same seed gives the same stream on every platform.

@@ -35,6 +35,39 @@ const PATTERN: &str = r"(?x)
 
 static PII: LazyLock<Result<Regex, regex::Error>> = LazyLock::new(|| Regex::new(PATTERN));
 
+/// What kind of personal value `text` holds somewhere, if any: `"e-mail"`,
+/// `"IBAN"`, `"phone number"` or `"card number"` (the same recognisers as
+/// [`scrub`]).
+pub(crate) fn detect(text: &str) -> Option<&'static str> {
+    if !text.bytes().any(|b| b == b'@' || b.is_ascii_digit()) {
+        return None;
+    }
+    let re = PII.as_ref().ok()?;
+    let mut locs = re.capture_locations();
+    let mut pos = 0;
+    while pos < text.len() {
+        let (start, end) = re
+            .captures_read_at(&mut locs, text, pos)
+            .map(|m| (m.start(), m.end()))?;
+        let group = (1..=4).find(|g| locs.get(*g).is_some()).unwrap_or(0);
+        let found = match group {
+            1 => Some("e-mail"),
+            2 => iban_end(text, start, end).map(|_| "IBAN"),
+            3 => phone_ok(&text[start..end]).then_some("phone number"),
+            4 => luhn_valid(&digits(&text[start..end])).then_some("card number"),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+        pos = end.max(start + 1);
+        while !text.is_char_boundary(pos) {
+            pos += 1;
+        }
+    }
+    None
+}
+
 /// The text with every e-mail, phone, IBAN and card number replaced.
 pub(crate) fn scrub<'t>(faker: &mut Faker, text: &'t str) -> Result<Cow<'t, str>, RuleError> {
     // Every kind needs an '@' or a digit: most text without them is skipped here.
@@ -123,6 +156,19 @@ fn iban_end(text: &str, start: usize, mut end: usize) -> Option<usize> {
 mod tests {
     use super::super::{Locale, Rule};
     use super::*;
+
+    #[test]
+    fn detect_names_the_kind_and_ignores_plain_text() {
+        assert_eq!(
+            detect("écrire à jean.dupont@exemple.fr svp"),
+            Some("e-mail")
+        );
+        assert_eq!(detect("tél 06 12 34 56 78"), Some("phone number"));
+        assert_eq!(detect("FR76 3000 6000 0100 0000 0001 189"), Some("IBAN"));
+        assert_eq!(detect("carte 4111 1111 1111 1111"), Some("card number"));
+        assert_eq!(detect("facture de 12 articles, 2024-03-01"), None);
+        assert_eq!(detect("Paris"), None);
+    }
 
     fn scrubbed(f: &mut Faker, text: &str) -> String {
         f.apply(&Rule::Scrub, text, false)
