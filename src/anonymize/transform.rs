@@ -3,8 +3,15 @@
 //!
 //! Fail closed: a column the policy has no rule for stops the dump, as do large
 //! objects (their bytes cannot be anonymized by column rules).
+//!
+//! Billing data repeats itself (an invoice carries its client's e-mail, log lines
+//! a handful of user agents, invoice lines a catalogue's wording), and a rule is
+//! a pure function of the value while no unique-column collision gets resolved.
+//! Each column of a table therefore memoizes its results ([`Memo`]): bounded in
+//! bytes, switched off for columns whose values do not repeat, and emptied when
+//! the faker resolves a collision.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::policy::Policy;
@@ -20,6 +27,77 @@ struct ColumnPlan {
     name: String,
     rule: Option<Rule>,
     unique: bool,
+    memo: Memo,
+}
+
+/// Bytes of keys and results one column's memo may hold.
+const MEMO_MAX_BYTES: usize = 8 << 20;
+/// Values longer than this are not memoized (free text, JSON documents).
+const MEMO_MAX_VALUE: usize = 256;
+/// Lookups after which a memo that hits less than one time in four turns itself off.
+const MEMO_TRIAL: u64 = 8192;
+
+/// Results of one column's rule by original value.
+#[derive(Default)]
+struct Memo {
+    map: HashMap<Box<[u8]>, Option<Box<[u8]>>>,
+    bytes: usize,
+    lookups: u64,
+    hits: u64,
+    off: bool,
+    /// [`Faker::resolutions`] when the entries were computed.
+    epoch: u64,
+}
+
+impl Memo {
+    /// A memo for a column with this rule, or one that is off.
+    fn for_rule(rule: Option<&Rule>, unique: bool) -> Memo {
+        let useful = match rule {
+            None | Some(Rule::Keep | Rule::Null | Rule::Redact { .. }) => false,
+            // A unique column's result also depends on what the faker produced before.
+            Some(_) => !unique,
+        };
+        Memo {
+            off: !useful,
+            ..Memo::default()
+        }
+    }
+
+    fn get(&mut self, value: &[u8], epoch: u64) -> Option<Option<Vec<u8>>> {
+        if self.off || value.len() > MEMO_MAX_VALUE {
+            return None;
+        }
+        if epoch != self.epoch {
+            self.map.clear();
+            self.bytes = 0;
+            self.epoch = epoch;
+        }
+        self.lookups += 1;
+        let found = self
+            .map
+            .get(value)
+            .map(|v| v.as_deref().map(<[u8]>::to_vec));
+        if found.is_some() {
+            self.hits += 1;
+        } else if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
+            self.off = true;
+            self.map = HashMap::new();
+            self.bytes = 0;
+        }
+        found
+    }
+
+    fn put(&mut self, value: &[u8], result: Option<&[u8]>, epoch: u64) {
+        if self.off || value.len() > MEMO_MAX_VALUE || epoch != self.epoch {
+            return;
+        }
+        let size = value.len() + result.map_or(0, <[u8]>::len) + 64;
+        if self.bytes + size > MEMO_MAX_BYTES {
+            return;
+        }
+        self.bytes += size;
+        self.map.insert(value.into(), result.map(Into::into));
+    }
 }
 
 /// Rewrites rows following a policy.
@@ -107,10 +185,12 @@ impl RowTransform for Anonymizer {
             let rule = (*rule != Rule::Keep).then(|| rule.clone());
             rewrite |= rule.is_some();
             self.mask.push(rule.is_some());
+            let unique = self
+                .unique
+                .contains(&format!("{schema}.{}.{col}", table.name));
             self.plan.push(ColumnPlan {
-                unique: self
-                    .unique
-                    .contains(&format!("{schema}.{}.{col}", table.name)),
+                memo: Memo::for_rule(rule.as_ref(), unique),
+                unique,
                 name: col.clone(),
                 rule,
             });
@@ -124,7 +204,7 @@ impl RowTransform for Anonymizer {
         fields: &mut [Option<Vec<u8>>],
     ) -> Result<(), TransformError> {
         self.rows += 1;
-        for (field, plan) in fields.iter_mut().zip(&self.plan) {
+        for (field, plan) in fields.iter_mut().zip(self.plan.iter_mut()) {
             let Some(rule) = &plan.rule else { continue };
             let Some(value) = field.as_ref() else {
                 continue; // NULL stays NULL
@@ -143,6 +223,12 @@ impl RowTransform for Anonymizer {
                 }
                 _ => {}
             }
+            let epoch = self.faker.resolutions();
+            if let Some(hit) = plan.memo.get(value, epoch) {
+                *field = hit;
+                self.values += 1;
+                continue;
+            }
             let text = std::str::from_utf8(value).map_err(|_| {
                 TransformError(format!(
                     "column {}.{}: value is not UTF-8 text; rule {} needs text (use keep or null)",
@@ -154,6 +240,10 @@ impl RowTransform for Anonymizer {
             let out = self.faker.apply(rule, text, plan.unique).map_err(|e| {
                 TransformError(format!("column {}.{}: {e}", table.qualified(), plan.name))
             })?;
+            // Memoized under the epoch the result was computed in: a collision
+            // resolved while computing it empties the memo instead.
+            plan.memo
+                .put(value, out.as_deref().map(str::as_bytes), epoch);
             *field = out.map(String::into_bytes);
             self.values += 1;
         }
@@ -170,5 +260,88 @@ impl RowTransform for Anonymizer {
              store them in bytea columns, or back up this source without --anonymize"
                 .into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::anonymize::rules::Locale;
+
+    const POLICY: &str = r#"
+locale = "fr_FR"
+
+[tables."public.t"]
+email = "email"
+ua = "user_agent"
+note = "scrub"
+code = "keep"
+"#;
+
+    fn rows() -> Vec<[&'static str; 4]> {
+        let mut rows = Vec::new();
+        for i in 0..20_000 {
+            let email = ["a@x.fr", "b@x.fr", "C@X.FR", "d@x.fr"][i % 4];
+            let ua = ["Mozilla/5.0 A", "curl/8.0"][i % 2];
+            let note = ["appeler le 06 12 34 56 78", "RAS", "mail a@x.fr"][i % 3];
+            rows.push([email, ua, note, "k"]);
+        }
+        rows
+    }
+
+    /// The memo changes nothing: every value is what the faker alone gives.
+    #[test]
+    fn memoized_results_equal_direct_ones() {
+        let policy = Arc::new(Policy::from_str_at(POLICY, Path::new("p.toml")).expect("policy"));
+        let mut anon = Anonymizer::new(policy.clone(), b"0123456789abcdef", HashSet::new());
+        let mut direct = Faker::new(b"0123456789abcdef", Locale::FrFr);
+        let table = TableInfo {
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec!["email".into(), "ua".into(), "note".into(), "code".into()],
+        };
+        assert!(anon.begin_table(&table).expect("begin"));
+        let rules = ["email", "ua", "note"]
+            .map(|c| policy.rule_for("public", "t", c).expect("rule").clone());
+        for row in rows() {
+            let mut fields: Vec<Option<Vec<u8>>> =
+                row.iter().map(|v| Some(v.as_bytes().to_vec())).collect();
+            anon.transform_row(&table, &mut fields).expect("row");
+            for (i, rule) in rules.iter().enumerate() {
+                let want = direct.apply(rule, row[i], false).expect("direct");
+                assert_eq!(
+                    fields[i].as_deref(),
+                    want.as_deref().map(str::as_bytes),
+                    "column {i} of {row:?}"
+                );
+            }
+            assert_eq!(fields[3].as_deref(), Some(&b"k"[..]));
+        }
+        // The repeated columns were served from the memo.
+        assert!(
+            anon.plan
+                .iter()
+                .take(3)
+                .all(|p| !p.memo.off && p.memo.hits > 10_000)
+        );
+    }
+
+    /// A column whose values never repeat turns its memo off after the trial.
+    #[test]
+    fn a_memo_without_hits_turns_itself_off() {
+        let mut memo = Memo::for_rule(Some(&Rule::Email), false);
+        for i in 0..MEMO_TRIAL {
+            let v = format!("user{i}@x.fr");
+            assert!(memo.get(v.as_bytes(), 0).is_none());
+            memo.put(v.as_bytes(), Some(b"fake"), 0);
+        }
+        assert!(memo.off);
+        assert!(memo.map.is_empty());
+        assert!(
+            Memo::for_rule(Some(&Rule::Email), true).off,
+            "unique columns never memoize"
+        );
     }
 }

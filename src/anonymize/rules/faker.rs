@@ -137,6 +137,9 @@ pub struct Faker {
     mac: Hmac<Sha256>,
     locale: Locale,
     kinds: Vec<KindState>,
+    /// How many collisions of unique columns were resolved so far: a fake
+    /// computed before a resolution may differ from one computed after it.
+    resolutions: u64,
 }
 
 impl fmt::Debug for Faker {
@@ -159,7 +162,14 @@ impl Faker {
             mac,
             locale,
             kinds: (0..KIND_COUNT).map(|_| KindState::default()).collect(),
+            resolutions: 0,
         }
+    }
+
+    /// Changes whenever a collision of a unique column is resolved: results of
+    /// [`Faker::apply`] cached under one value stay valid while it does not change.
+    pub fn resolutions(&self) -> u64 {
+        self.resolutions
     }
 
     /// The locale fakes are drawn from.
@@ -276,6 +286,7 @@ impl Faker {
         }
         if counter > 0 {
             self.kinds[kind as usize].resolved.insert(id, counter);
+            self.resolutions += 1;
         }
         Ok(out)
     }
