@@ -137,6 +137,9 @@ pub enum Command {
         #[arg(long, default_value_t = 500)]
         scale: u64,
     },
+    /// Run as a service: back up each source on its `schedule`, answer /healthz, /readyz
+    /// and /metrics on `[service] listen`; stop on SIGTERM or SIGINT.
+    Serve,
     /// Load the sample billing database (for tests, benchmarks, demos).
     Fixture {
         /// Number of clients.
@@ -216,6 +219,8 @@ pub fn main() -> i32 {
 fn init_logs(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match cli.verbose {
+        // A service says what it does; a one-shot command only what goes wrong.
+        0 if matches!(cli.command, Command::Serve) => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -379,6 +384,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 println!("{}", report.text());
             }
             Ok(if report.equal { 0 } else { 1 })
+        }
+        Command::Serve => {
+            let ctx = context(&cli).await?;
+            crate::service::serve(ctx).await?;
+            Ok(0)
         }
         Command::Fixture { scale, to } => {
             let stats = load_fixture(to, *scale).await?;

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod retention;
 pub mod schedule;
+pub mod service;
 pub mod source;
 pub mod state;
 pub mod store;

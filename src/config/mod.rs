@@ -66,6 +66,21 @@ key_file = "/etc/coffre/anonymization.key"
 [integrity]
 key_file = "/etc/coffre/integrity.key"
 
+# Optional section: `coffre serve`, the long-running service that backs up each source
+# with a `schedule` (see the sources below). Every key is optional.
+[service]
+time_zone = "UTC"              # IANA zone the schedules are read in, e.g. "Europe/Paris";
+                               # default "UTC"
+max_concurrent_jobs = 2        # jobs running at once over all sources, 1 to 64; default 2
+catch_up_window_hours = 24     # at start-up, a run missed at most this long ago runs once;
+                               # 0 to 8760, 0 = never catch up; default 24
+jitter_secs = 0                # each source starts up to this long after its slot (a fixed
+                               # offset per source, to spread them); 0 to 3600; default 0
+listen = "127.0.0.1:9187"      # /healthz, /readyz and /metrics (unauthenticated: keep them
+                               # on loopback or a private network); default "127.0.0.1:9187"
+shutdown_grace_secs = 60       # on SIGTERM or SIGINT, how long running jobs may finish
+                               # before they are cancelled; 0 to 3600; default 60
+
 # Targets are where backups are stored; every source names one or more of them.
 # Names use lowercase letters, digits, "_" and "-" (they become part of object keys).
 [targets.paris]
@@ -105,6 +120,9 @@ pg_dump = "/usr/bin/pg_dump"              # optional, default "pg_dump" from PAT
 psql = "/usr/bin/psql"                    # optional, default "psql" from PATH
 policy = "policies/billing.toml"          # optional: the anonymization policy of this source
 anonymize = false                         # optional: true = every backup is anonymized
+schedule = "0 2 * * *"                    # optional: when `coffre serve` backs it up (cron:
+                                          # minute hour day-of-month month day-of-week, or 6
+                                          # fields with seconds first; in [service] time_zone)
 
 # Optional: which backups `coffre prune` keeps (grandfather-father-son, UTC calendar).
 # keep_last keeps the N newest; daily, weekly, monthly and yearly keep the newest backup
@@ -143,6 +161,38 @@ pub struct Config {
     pub targets: BTreeMap<String, TargetConfig>,
     /// Sources by name.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `[service]` (optional): settings of `coffre serve`.
+    pub service: ServiceConfig,
+}
+
+/// `[service]`: how `coffre serve` schedules jobs and where it answers probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// IANA time zone the sources' schedules are read in; default `"UTC"`.
+    pub time_zone: String,
+    /// Jobs running at once over all sources, 1..=64; default 2.
+    pub max_concurrent_jobs: u32,
+    /// At start-up, a slot missed at most this many hours ago runs once; 0 = never.
+    pub catch_up_window_hours: u64,
+    /// Each source starts up to this many seconds after its slot (a fixed offset per source).
+    pub jitter_secs: u64,
+    /// Address of `/healthz`, `/readyz` and `/metrics`; default `127.0.0.1:9187`.
+    pub listen: String,
+    /// On SIGTERM or SIGINT, how long running jobs may finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            time_zone: "UTC".to_owned(),
+            max_concurrent_jobs: 2,
+            catch_up_window_hours: 24,
+            jitter_secs: 0,
+            listen: "127.0.0.1:9187".to_owned(),
+            shutdown_grace_secs: 60,
+        }
+    }
 }
 
 /// `[encryption]`.
@@ -296,6 +346,8 @@ pub struct PostgresSource {
     pub policy: Option<PathBuf>,
     /// When true, every backup of this source is anonymized.
     pub anonymize: bool,
+    /// The cron expression `coffre serve` backs this source up on, if any.
+    pub schedule: Option<String>,
     /// `[sources.NAME.retention]`; empty (keep everything) when absent.
     pub retention: RetentionPolicy,
 }
@@ -311,6 +363,8 @@ pub struct SqliteSource {
     pub policy: Option<PathBuf>,
     /// When true, every backup of this source is anonymized.
     pub anonymize: bool,
+    /// The cron expression `coffre serve` backs this source up on, if any.
+    pub schedule: Option<String>,
     /// `[sources.NAME.retention]`; empty (keep everything) when absent.
     pub retention: RetentionPolicy,
 }
@@ -345,6 +399,14 @@ impl SourceConfig {
         match self {
             SourceConfig::Postgres(s) => s.anonymize,
             SourceConfig::Sqlite(s) => s.anonymize,
+        }
+    }
+
+    /// The cron expression of `coffre serve`, as written, if any.
+    pub fn schedule(&self) -> Option<&str> {
+        match self {
+            SourceConfig::Postgres(s) => s.schedule.as_deref(),
+            SourceConfig::Sqlite(s) => s.schedule.as_deref(),
         }
     }
 
@@ -416,6 +478,20 @@ impl Config {
     /// Same from a string (the path is used for messages and for resolving relative paths).
     pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
         build(text, path, path.to_path_buf())
+    }
+
+    /// The schedule of the source `name` in `[service] time_zone`, with the service's jitter;
+    /// `None` when it has none. Validation parsed it already, so an error here means the
+    /// config was changed after loading.
+    pub fn schedule_of(
+        &self,
+        name: &str,
+    ) -> Option<Result<crate::schedule::Schedule, crate::schedule::ScheduleError>> {
+        let expr = self.sources.get(name)?.schedule()?;
+        Some(
+            crate::schedule::Schedule::parse(expr, &self.service.time_zone)
+                .map(|s| s.with_jitter(Duration::from_secs(self.service.jitter_secs))),
+        )
     }
 
     /// The source called `name`; an unknown name is an error listing the known ones.

@@ -21,7 +21,7 @@ use super::locate::{LineIndex, Locations};
 use super::{
     AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, EncryptionConfig,
     FsTarget, IntegrityConfig, ObjectLockConfig, ObjectLockMode, PostgresSource, Problem, S3Target,
-    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+    ServiceConfig, SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
 };
 use crate::retention::RetentionPolicy;
 
@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "compression",
     "anonymization",
     "integrity",
+    "service",
     "targets",
     "sources",
 ];
@@ -51,6 +52,17 @@ struct RawEncryption {
 struct RawCompression {
     level: Option<i64>,
     threads: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    time_zone: Option<String>,
+    max_concurrent_jobs: Option<i64>,
+    catch_up_window_hours: Option<i64>,
+    jitter_secs: Option<i64>,
+    listen: Option<String>,
+    shutdown_grace_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +109,7 @@ struct RawPostgres {
     psql: Option<String>,
     policy: Option<String>,
     anonymize: Option<bool>,
+    schedule: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +119,7 @@ struct RawSqlite {
     targets: Option<Vec<String>>,
     policy: Option<String>,
     anonymize: Option<bool>,
+    schedule: Option<String>,
 }
 
 /// Parses `text`, loaded from `file`, into a config and the line of every key; or every
@@ -236,6 +250,14 @@ impl Parser<'_> {
             .key_file_section("integrity", &mut root)
             .map(|key_file| IntegrityConfig { key_file });
 
+        let service = match root.remove_entry("service") {
+            Some((key, value)) => {
+                let scope = self.scope("[service]".to_owned(), &key.span());
+                self.service(value, &scope)
+            }
+            None => Some(ServiceConfig::default()),
+        };
+
         let targets = self.named("targets", &mut root, Self::target);
         let sources = self.named("sources", &mut root, Self::source);
 
@@ -248,6 +270,7 @@ impl Parser<'_> {
             integrity: integrity?,
             targets,
             sources,
+            service: service?,
         })
     }
 
@@ -292,6 +315,30 @@ impl Parser<'_> {
             threads: raw.threads.map_or(default.threads, |threads| {
                 u32::try_from(threads).unwrap_or(u32::MAX)
             }),
+        })
+    }
+
+    /// `[service]`: every key optional. Out-of-range numbers stay out of range (negative
+    /// ones become the largest value), for validation to report with the allowed range.
+    fn service(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<ServiceConfig> {
+        let raw: RawService = self.fields(value, scope, &[])?;
+        let default = ServiceConfig::default();
+        let unsigned = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+        Some(ServiceConfig {
+            time_zone: raw.time_zone.unwrap_or(default.time_zone),
+            max_concurrent_jobs: raw
+                .max_concurrent_jobs
+                .map_or(default.max_concurrent_jobs, |n| {
+                    u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX })
+                }),
+            catch_up_window_hours: raw
+                .catch_up_window_hours
+                .map_or(default.catch_up_window_hours, unsigned),
+            jitter_secs: raw.jitter_secs.map_or(default.jitter_secs, unsigned),
+            listen: raw.listen.unwrap_or(default.listen),
+            shutdown_grace_secs: raw
+                .shutdown_grace_secs
+                .map_or(default.shutdown_grace_secs, unsigned),
         })
     }
 
@@ -385,6 +432,7 @@ impl Parser<'_> {
                     psql: self.program(raw.psql.as_deref().unwrap_or("psql")),
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
+                    schedule: raw.schedule,
                     retention: retention?,
                 }))
             }
@@ -398,6 +446,7 @@ impl Parser<'_> {
                     targets: targets?,
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
+                    schedule: raw.schedule,
                     retention: retention?,
                 }))
             }
@@ -876,7 +925,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
-             encryption, compression, anonymization, integrity, targets, sources; did you mean \"state_dir\"?)",
+             encryption, compression, anonymization, integrity, service, targets, sources; did you mean \"state_dir\"?)",
                 line_of(&text, "stat_dir")
             )),
             "{err}"
@@ -891,7 +940,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets, policy, anonymize, \
-             retention; did you mean \"path\"?)",
+             schedule, retention; did you mean \"path\"?)",
                 line_of(&text, "pth")
             )),
             "{err}"
@@ -1228,7 +1277,7 @@ mod tests {
             error(&text).starts_with(&format!(
                 "config /etc/coffre.toml:{}: unknown key \"retension\" in [sources.billing] \
                  (expected one of: type, url, password_file, targets, owners_and_privileges, \
-                 pg_dump, psql, policy, anonymize, retention; did you mean \"retention\"?)",
+                 pg_dump, psql, policy, anonymize, schedule, retention; did you mean \"retention\"?)",
                 line_of(&text, "retension")
             )),
             "{}",

@@ -12,6 +12,7 @@ use super::{
     Config, DEFAULT_STALL_TIMEOUT_SECS, PostgresSource, Problem, S3Target, SourceConfig,
     TargetConfig, defined, table_label,
 };
+use crate::schedule::Schedule;
 
 /// zstd levels accepted in `[compression] level`.
 pub(super) const LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
@@ -23,6 +24,12 @@ pub(super) const PART_SIZES_MIB: std::ops::RangeInclusive<u64> = 5..=512;
 pub(super) const STALL_TIMEOUTS_SECS: std::ops::RangeInclusive<u64> = 5..=3600;
 /// Days accepted in `object_lock.days` (up to a hundred years).
 pub(super) const LOCK_DAYS: std::ops::RangeInclusive<u32> = 1..=36500;
+/// `[service] max_concurrent_jobs`.
+pub(super) const CONCURRENT_JOBS: std::ops::RangeInclusive<u32> = 1..=64;
+/// `[service] catch_up_window_hours` (up to a year).
+pub(super) const CATCH_UP_HOURS: std::ops::RangeInclusive<u64> = 0..=8760;
+/// `[service] jitter_secs` and `shutdown_grace_secs`.
+pub(super) const SERVICE_SECS: std::ops::RangeInclusive<u64> = 0..=3600;
 
 /// Every problem with `config`, unsorted; empty when it is valid.
 pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
@@ -33,6 +40,7 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
     v.path(&config.state_dir, &["state_dir"], "state_dir");
     v.encryption(config);
     v.compression(config);
+    let zone_ok = v.service(config);
     if let Some(key_file) = &config.anonymization.key_file {
         v.path(key_file, &["anonymization", "key_file"], "key_file");
     }
@@ -87,6 +95,20 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
                     table_label("sources", name).trim_end_matches(']')
                 ),
             );
+        }
+        if let Some(expr) = source.schedule() {
+            // With an unknown zone (reported once, in [service]), check the expression alone.
+            let zone = if zone_ok {
+                config.service.time_zone.as_str()
+            } else {
+                "UTC"
+            };
+            if let Err(e) = Schedule::parse(expr, zone) {
+                v.report(
+                    &["sources", name, "schedule"],
+                    format!("{}: {e}", table_label("sources", name)),
+                );
+            }
         }
         match source {
             SourceConfig::Postgres(pg) => v.postgres(name, pg),
@@ -172,6 +194,75 @@ impl Validator<'_> {
                 ),
             );
         }
+    }
+
+    /// `[service]`; returns whether its time zone is known.
+    fn service(&mut self, config: &Config) -> bool {
+        let service = &config.service;
+        let at = |key| ["service", key];
+        let zone_ok = match Schedule::parse("0 0 * * *", &service.time_zone) {
+            Ok(_) => true,
+            Err(e) => {
+                self.report(&at("time_zone"), format!("[service] time_zone: {e}"));
+                false
+            }
+        };
+        if !CONCURRENT_JOBS.contains(&service.max_concurrent_jobs) {
+            self.report(
+                &at("max_concurrent_jobs"),
+                format!(
+                    "[service] max_concurrent_jobs must be between {} and {} (jobs running at \
+                     once over all sources; default 2)",
+                    CONCURRENT_JOBS.start(),
+                    CONCURRENT_JOBS.end()
+                ),
+            );
+        }
+        if !CATCH_UP_HOURS.contains(&service.catch_up_window_hours) {
+            self.report(
+                &at("catch_up_window_hours"),
+                format!(
+                    "[service] catch_up_window_hours must be between {} and {} (0 = never run \
+                     a missed slot at start-up; default 24)",
+                    CATCH_UP_HOURS.start(),
+                    CATCH_UP_HOURS.end()
+                ),
+            );
+        }
+        for (key, value, what) in [
+            (
+                "jitter_secs",
+                service.jitter_secs,
+                "the most a source starts after its slot; default 0",
+            ),
+            (
+                "shutdown_grace_secs",
+                service.shutdown_grace_secs,
+                "how long running jobs may finish on SIGTERM; default 60",
+            ),
+        ] {
+            if !SERVICE_SECS.contains(&value) {
+                self.report(
+                    &at(key),
+                    format!(
+                        "[service] {key} must be between {} and {} seconds ({what})",
+                        SERVICE_SECS.start(),
+                        SERVICE_SECS.end()
+                    ),
+                );
+            }
+        }
+        if service.listen.parse::<std::net::SocketAddr>().is_err() {
+            self.report(
+                &at("listen"),
+                format!(
+                    "[service] listen {:?} is not an address and port: write one like \
+                     \"127.0.0.1:9187\" (or \"[::1]:9187\"); host names are not resolved",
+                    service.listen
+                ),
+            );
+        }
+        zone_ok
     }
 
     /// Names of targets and sources become parts of object keys.
@@ -533,6 +624,101 @@ mod tests {
         assert!(
             err.lines().any(|l| l.starts_with(&expected)),
             "expected a line starting with\n  {expected}\ngot\n  {err}"
+        );
+    }
+
+    #[test]
+    fn service_and_schedules_are_checked_with_their_line() {
+        let config = Config::from_str_at(EXAMPLE, Path::new("x.toml")).expect("valid");
+        assert_eq!(config.sources["billing"].schedule(), Some("0 2 * * *"));
+        assert_eq!(config.sources["demo"].schedule(), None);
+        let schedule = config
+            .schedule_of("billing")
+            .expect("scheduled")
+            .expect("parses");
+        assert_eq!(schedule.expression(), "0 2 * * *");
+        assert!(config.schedule_of("demo").is_none());
+
+        let text = EXAMPLE.replace("schedule = \"0 2 * * *\"", "schedule = \"0 25 * * *\"");
+        assert_fails(
+            &text,
+            "schedule = \"0 25",
+            "[sources.billing]: schedule \"0 25 * * *\": hour field \"25\"",
+        );
+        let text = EXAMPLE.replace("schedule = \"0 2 * * *\"", "schedule = \"0 2 * *\"");
+        assert_fails(
+            &text,
+            "schedule = \"0 2 * *\"",
+            "[sources.billing]: schedule \"0 2 * *\": 4 fields, expected 5",
+        );
+        let text = EXAMPLE.replace("time_zone = \"UTC\"", "time_zone = \"Europe/Pariss\"");
+        assert_fails(
+            &text,
+            "Europe/Pariss",
+            "[service] time_zone: unknown time zone \"Europe/Pariss\": did you mean \"Europe/Paris\"?",
+        );
+        // A bad zone is reported once, not once per schedule.
+        assert_eq!(error(&text).lines().count(), 1, "{}", error(&text));
+        for (from, to, needle, message) in [
+            (
+                "max_concurrent_jobs = 2 ",
+                "max_concurrent_jobs = 0 ",
+                "max_concurrent_jobs = 0",
+                "[service] max_concurrent_jobs must be between 1 and 64",
+            ),
+            (
+                "catch_up_window_hours = 24",
+                "catch_up_window_hours = -1",
+                "catch_up_window_hours = -1",
+                "[service] catch_up_window_hours must be between 0 and 8760",
+            ),
+            (
+                "jitter_secs = 0 ",
+                "jitter_secs = 7200 ",
+                "jitter_secs = 7200",
+                "[service] jitter_secs must be between 0 and 3600 seconds",
+            ),
+            (
+                "shutdown_grace_secs = 60",
+                "shutdown_grace_secs = 99999",
+                "shutdown_grace_secs = 99999",
+                "[service] shutdown_grace_secs must be between 0 and 3600 seconds",
+            ),
+            (
+                "listen = \"127.0.0.1:9187\"",
+                "listen = \"localhost\"",
+                "listen = \"localhost\"",
+                "[service] listen \"localhost\" is not an address and port",
+            ),
+        ] {
+            assert!(EXAMPLE.contains(from), "{from}");
+            assert_fails(&EXAMPLE.replace(from, to), needle, message);
+        }
+        let text = EXAMPLE.replace("jitter_secs = 0 ", "jiter_secs = 0 ");
+        let err = Config::from_str_at(&text, Path::new("x.toml"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            err.contains("unknown key \"jiter_secs\" in [service]")
+                && err.contains("did you mean \"jitter_secs\"?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn service_defaults() {
+        let start = EXAMPLE
+            .find("# Optional section: `coffre serve`")
+            .expect("marker");
+        let end = EXAMPLE.find("# Targets are").expect("marker");
+        let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+        let config = Config::from_str_at(&text, Path::new("x.toml")).expect("valid");
+        assert_eq!(config.service, crate::config::ServiceConfig::default());
+        let from_example = Config::from_str_at(EXAMPLE, Path::new("x.toml")).expect("valid");
+        assert_eq!(
+            from_example.service,
+            crate::config::ServiceConfig::default(),
+            "the example shows the defaults"
         );
     }
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use super::encode::{EncodeError, Encoded, encode};
 use super::fanout::{FanOutEnd, branch, fan_out};
@@ -151,7 +152,6 @@ pub async fn run_backup(
         ),
     };
     let span = tracing::info_span!("backup", source = %source_name, id = %id);
-    let _guard = span.enter();
     let dump_tool = {
         let s = source.clone();
         tokio::task::spawn_blocking(move || s.dump_tool())
@@ -186,7 +186,9 @@ pub async fn run_backup(
             .map_err(|_| SourceError::Downstream)?;
         Ok(stats)
     };
-    store_backup(ctx, job, producer, progress).await
+    store_backup(ctx, job, producer, progress)
+        .instrument(span)
+        .await
 }
 
 /// What a stored backup is, besides its bytes.
@@ -261,6 +263,16 @@ where
         ));
     }
     let fan_task = tokio::spawn(fan_out(enc_rx, branches));
+    // If this future is dropped (a service shutting down cancels its jobs), the spawned
+    // stages go with it: uploads are abandoned by their stores' drop guards (S3 multipart
+    // uploads aborted, fs temp files removed) and no manifest is written.
+    let _stages = AbortOnDrop(
+        uploads
+            .iter()
+            .map(tokio::task::JoinHandle::abort_handle)
+            .chain([fan_task.abort_handle()])
+            .collect(),
+    );
 
     let fan_end = fan_task.await.unwrap_or(FanOutEnd::Upstream);
     let dropped: &[(String, String)] = match &fan_end {
@@ -436,6 +448,17 @@ fn raw_unique_columns(ctx: &Context, source: &str) -> Vec<String> {
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the unique columns of the source");
             Vec::new()
+        }
+    }
+}
+
+/// Aborts spawned tasks when dropped (harmless for tasks that already ended).
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
         }
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 use crate::harness::*;
 
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/billing.toml");
-const KEY_A: &str = "test-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub const KEY_A: &str = "test-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const KEY_B: &str = "test-key-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// A workspace backing up `db` with a policy and a key file.
@@ -316,7 +316,7 @@ const BILLING_TABLES: [&str; 7] = [
 
 /// A workspace backing up the SQLite file `db` as source `lite`, with the billing
 /// policy written for SQLite (tables of schema "main") and a key file.
-fn sqlite_anon_workspace(db: &Path, key: &str) -> Workspace {
+pub fn sqlite_anon_workspace(db: &Path, key: &str) -> Workspace {
     let ws = Workspace::new(&[Target::Fs("local")], "");
     std::fs::write(ws.path("anon.key"), key).expect("key");
     let policy = std::fs::read_to_string(POLICY)

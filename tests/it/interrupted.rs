@@ -13,7 +13,7 @@ use crate::support::{s3_endpoints, unique};
 
 /// An SQLite database of `mib` MiB of random blobs (incompressible: the upload
 /// takes several multipart parts).
-fn random_blobs(path: &std::path::Path, mib: usize) {
+pub fn random_blobs(path: &std::path::Path, mib: usize) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL);")
         .expect("schema");
@@ -106,7 +106,7 @@ async fn a_backup_killed_mid_upload_leaves_nothing_listed_and_the_next_run_clean
 }
 
 /// Every file path under `dir`, recursively.
-fn walkdir(dir: &std::path::Path) -> Vec<String> {
+pub fn walkdir(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;

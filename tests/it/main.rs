@@ -12,5 +12,6 @@ mod policy;
 mod regions;
 mod retention;
 mod roundtrip;
+mod service;
 mod store;
 mod support;
