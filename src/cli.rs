@@ -11,14 +11,13 @@ use serde::Serialize;
 
 use crate::anonymize::setup;
 use crate::config::Config;
-use crate::manifest::{self, DATA_OBJECT, MANIFEST_OBJECT};
 use crate::pipeline::Context;
 use crate::pipeline::anonymize_copy::{CopyOptions, run_anonymize_copy};
 use crate::pipeline::backup::{BackupOptions, BackupReport, BackupStatus, run_backup};
 use crate::pipeline::heal::{CopyStatus, HealOptions, HealReport, run_heal};
 use crate::pipeline::prune::{PruneReport, run_prune};
 use crate::pipeline::restore::{RestoreOptions, run_restore};
-use crate::pipeline::verify::{CopyCheck, VerifyReport, run_verify};
+use crate::pipeline::verify::{VerifyReport, run_verify};
 use crate::progress::{Progress, Ticker, human_bytes};
 use crate::{catalog, demo, fixture, keys};
 
@@ -511,65 +510,11 @@ fn print_backup(report: &BackupReport, json: bool) -> i32 {
     }
 }
 
-/// The object a failed check is about: the data object when the detail names
-/// it, the manifest otherwise (a missing, unreadable or rejected manifest).
-fn bad_object(source: &str, id: &str, detail: Option<&str>) -> String {
-    let data = manifest::object_key(source, id, DATA_OBJECT);
-    if detail.is_some_and(|d| d.contains(&data)) {
-        data
-    } else {
-        manifest::object_key(source, id, MANIFEST_OBJECT)
-    }
-}
-
 /// Prints a verify report; every bad copy names its target, where that target
 /// writes and the object key.
 fn verify_output(ctx: &Context, report: &VerifyReport, json: bool) {
     if json {
-        // As `VerifyReport`, each bad copy also naming its object (`key`).
-        #[derive(Serialize)]
-        struct CopyOut<'a> {
-            #[serde(flatten)]
-            check: &'a CopyCheck,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            key: Option<String>,
-        }
-        #[derive(Serialize)]
-        struct BackupOut<'a> {
-            id: &'a str,
-            source: &'a str,
-            ok: bool,
-            copies: Vec<CopyOut<'a>>,
-        }
-        #[derive(Serialize)]
-        struct ReportOut<'a> {
-            ok: bool,
-            backups: Vec<BackupOut<'a>>,
-            unreachable: &'a [String],
-        }
-        let backups = report
-            .backups
-            .iter()
-            .map(|b| BackupOut {
-                id: &b.id,
-                source: &b.source,
-                ok: b.ok,
-                copies: b
-                    .copies
-                    .iter()
-                    .map(|c| CopyOut {
-                        check: c,
-                        key: (c.status != "ok")
-                            .then(|| bad_object(&b.source, &b.id, c.detail.as_deref())),
-                    })
-                    .collect(),
-            })
-            .collect();
-        print_json(&ReportOut {
-            ok: report.ok,
-            backups,
-            unreachable: &report.unreachable,
-        });
+        print_json(report);
         return;
     }
     for b in &report.backups {
@@ -578,7 +523,7 @@ fn verify_output(ctx: &Context, report: &VerifyReport, json: bool) {
                 println!("{} {} {:<12} ok", b.source, b.id, c.target);
                 continue;
             }
-            let key = bad_object(&b.source, &b.id, c.detail.as_deref());
+            let key = c.key.as_deref().unwrap_or_default();
             let location = ctx
                 .store(&c.target)
                 .map(|s| format!(" in {}", s.location()))
@@ -595,7 +540,7 @@ fn verify_output(ctx: &Context, report: &VerifyReport, json: bool) {
                     .map(|d| {
                         // The key was just named: keep what is said about it.
                         let d = d
-                            .strip_prefix(key.as_str())
+                            .strip_prefix(key)
                             .map_or(d, |rest| rest.trim_start_matches(':').trim_start());
                         format!(": {d}")
                     })

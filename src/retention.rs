@@ -268,7 +268,7 @@ fn gfs_slots(policy: &RetentionPolicy, sorted: &[&Candidate]) -> Vec<Vec<String>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::{NaiveDate, TimeZone};
     use std::collections::BTreeSet;
@@ -309,6 +309,37 @@ mod tests {
             .collect()
     }
 
+    /// The days kept out of one daily backup at 02:00 for 400 days up to
+    /// 2026-11-22, under keep_last 3, daily 7, weekly 4, monthly 6, yearly 2 and
+    /// max_age_days 365, worked out by hand from the calendar (also used by the
+    /// prune tests, which run the same series through real stores).
+    pub(crate) fn gfs_series_expected() -> BTreeSet<NaiveDate> {
+        [
+            // keep_last 3 (Nov 22, 21, 20) and daily 7: Nov 22 back to Nov 16.
+            day(2026, 11, 22),
+            day(2026, 11, 21),
+            day(2026, 11, 20),
+            day(2026, 11, 19),
+            day(2026, 11, 18),
+            day(2026, 11, 17),
+            day(2026, 11, 16),
+            // weekly 4: Sundays closing W47 (Nov 22, already kept), W46, W45, W44.
+            day(2026, 11, 15),
+            day(2026, 11, 8),
+            day(2026, 11, 1),
+            // monthly 6: November (Nov 22), then the last day of October … June.
+            day(2026, 10, 31),
+            day(2026, 9, 30),
+            day(2026, 8, 31),
+            day(2026, 7, 31),
+            day(2026, 6, 30),
+            // yearly 2: 2026 (Nov 22) and 2025's newest, New Year's Eve.
+            day(2025, 12, 31),
+        ]
+        .into_iter()
+        .collect()
+    }
+
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
     }
@@ -345,30 +376,7 @@ mod tests {
         let verdicts = plan(&policy, &candidates, now());
         assert_eq!(verdicts.len(), 400);
 
-        let expected: BTreeSet<NaiveDate> = [
-            // keep_last 3 (Nov 22, 21, 20) and daily 7: Nov 22 back to Nov 16.
-            day(2026, 11, 22),
-            day(2026, 11, 21),
-            day(2026, 11, 20),
-            day(2026, 11, 19),
-            day(2026, 11, 18),
-            day(2026, 11, 17),
-            day(2026, 11, 16),
-            // weekly 4: Sundays closing W47 (Nov 22, already kept), W46, W45, W44.
-            day(2026, 11, 15),
-            day(2026, 11, 8),
-            day(2026, 11, 1),
-            // monthly 6: November (Nov 22), then the last day of October … June.
-            day(2026, 10, 31),
-            day(2026, 9, 30),
-            day(2026, 8, 31),
-            day(2026, 7, 31),
-            day(2026, 6, 30),
-            // yearly 2: 2026 (Nov 22) and 2025's newest, New Year's Eve.
-            day(2025, 12, 31),
-        ]
-        .into_iter()
-        .collect();
+        let expected = gfs_series_expected();
         assert_eq!(kept_days(&verdicts), expected);
 
         let limit = now() - TimeDelta::days(365);

@@ -447,10 +447,6 @@ mod tests {
             .expect("valid test date")
     }
 
-    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
-    }
-
     /// 2026-11-22 03:00 UTC, a Sunday.
     fn now() -> DateTime<Utc> {
         at(2026, 11, 22, 3)
@@ -597,26 +593,7 @@ mod tests {
     /// The days `retention::tests::gfs_series_with_max_age` keeps out of 400 daily
     /// backups under [`GFS`].
     fn gfs_days() -> BTreeSet<NaiveDate> {
-        [
-            day(2026, 11, 22),
-            day(2026, 11, 21),
-            day(2026, 11, 20),
-            day(2026, 11, 19),
-            day(2026, 11, 18),
-            day(2026, 11, 17),
-            day(2026, 11, 16),
-            day(2026, 11, 15),
-            day(2026, 11, 8),
-            day(2026, 11, 1),
-            day(2026, 10, 31),
-            day(2026, 9, 30),
-            day(2026, 8, 31),
-            day(2026, 7, 31),
-            day(2026, 6, 30),
-            day(2025, 12, 31),
-        ]
-        .into_iter()
-        .collect()
+        crate::retention::tests::gfs_series_expected()
     }
 
     #[tokio::test]

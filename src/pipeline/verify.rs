@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Context, ContextError};
 use crate::catalog::{self, Entry};
-use crate::manifest::{self, DATA_OBJECT};
+use crate::manifest::{self, DATA_OBJECT, MANIFEST_OBJECT};
 use crate::progress::Progress;
 
 /// The check of one copy.
@@ -16,6 +16,9 @@ pub struct CopyCheck {
     pub target: String,
     /// `ok`, `corrupt`, `missing` or `unreadable`.
     pub status: String,
+    /// The object a failed check is about (key relative to the target's root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -92,11 +95,14 @@ async fn check_entry(
         .source(&entry.source)
         .map_err(ContextError::from)?
         .targets();
+    let manifest_key = manifest::object_key(&entry.source, &entry.id, MANIFEST_OBJECT);
+    let key = manifest::object_key(&entry.source, &entry.id, DATA_OBJECT);
     for target in targets {
         let Some(copy) = entry.copies.iter().find(|c| &c.target == target) else {
             copies.push(CopyCheck {
                 target: target.clone(),
                 status: "missing".into(),
+                key: Some(manifest_key.clone()),
                 detail: Some("no manifest in this target".into()),
             });
             continue;
@@ -105,6 +111,7 @@ async fn check_entry(
             copies.push(CopyCheck {
                 target: target.clone(),
                 status: "corrupt".into(),
+                key: Some(manifest_key.clone()),
                 detail: copy.detail.clone(),
             });
             continue;
@@ -112,7 +119,6 @@ async fn check_entry(
         let Some(store) = ctx.store(target) else {
             continue;
         };
-        let key = manifest::object_key(&entry.source, &entry.id, DATA_OBJECT);
         let want = m.data().cloned();
         let check = match (want, store.get(&key).await) {
             (None, _) => (
@@ -162,6 +168,7 @@ async fn check_entry(
         copies.push(CopyCheck {
             target: target.clone(),
             status: check.0.into(),
+            key: (check.0 != "ok").then(|| key.clone()),
             detail: check.1,
         });
     }
