@@ -11,13 +11,12 @@
 //! white space. The domain (`coffre-manifest/1`) keeps a tag of one kind of
 //! document from being valid for another.
 
-use std::path::PathBuf;
-
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::Config;
+use crate::keys::{self, SecretKeyError};
 
 /// The environment variable that holds the key (overrides `[integrity] key_file`).
 pub const KEY_ENV: &str = "COFFRE_INTEGRITY_KEY";
@@ -36,6 +35,15 @@ pub enum IntegrityError {
     BadKey { where_: String, reason: String },
 }
 
+impl From<SecretKeyError> for IntegrityError {
+    fn from(e: SecretKeyError) -> IntegrityError {
+        match e {
+            SecretKeyError::Unset => IntegrityError::NoKey,
+            SecretKeyError::Bad { where_, reason } => IntegrityError::BadKey { where_, reason },
+        }
+    }
+}
+
 /// The secret key of manifest tags. Its `Debug` never shows the key.
 #[derive(Clone)]
 pub struct IntegrityKey(Vec<u8>);
@@ -49,39 +57,22 @@ impl std::fmt::Debug for IntegrityKey {
 impl IntegrityKey {
     /// Reads the key from [`KEY_ENV`] or the configured file (trailing newlines dropped).
     pub fn load(config: &Config) -> Result<IntegrityKey, IntegrityError> {
-        let (bytes, where_) = match std::env::var_os(KEY_ENV) {
-            Some(v) => (v.into_encoded_bytes(), KEY_ENV.to_owned()),
-            None => {
-                let path: &PathBuf = config
-                    .integrity
-                    .key_file
-                    .as_ref()
-                    .ok_or(IntegrityError::NoKey)?;
-                let bytes = std::fs::read(path).map_err(|e| IntegrityError::BadKey {
-                    where_: path.display().to_string(),
-                    reason: format!("{e} (check [integrity] key_file)"),
-                })?;
-                (bytes, path.display().to_string())
-            }
-        };
-        IntegrityKey::from_bytes(bytes, &where_)
+        let file = config.integrity.key_file.as_deref();
+        keys::read_secret_key(
+            KEY_ENV,
+            file,
+            MIN_KEY_BYTES,
+            " (check [integrity] key_file)",
+        )
+        .map(IntegrityKey)
+        .map_err(IntegrityError::from)
     }
 
     /// A key from raw bytes; `where_` names their origin in errors.
-    pub fn from_bytes(mut key: Vec<u8>, where_: &str) -> Result<IntegrityKey, IntegrityError> {
-        while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            key.pop();
-        }
-        if key.len() < MIN_KEY_BYTES {
-            return Err(IntegrityError::BadKey {
-                where_: where_.to_owned(),
-                reason: format!(
-                    "{} bytes is too short: use at least {MIN_KEY_BYTES} random bytes",
-                    key.len()
-                ),
-            });
-        }
-        Ok(IntegrityKey(key))
+    pub fn from_bytes(key: Vec<u8>, where_: &str) -> Result<IntegrityKey, IntegrityError> {
+        keys::check_secret_key(key, where_, MIN_KEY_BYTES)
+            .map(IntegrityKey)
+            .map_err(IntegrityError::from)
     }
 
     fn mac(&self, domain: &str, canonical: &[u8]) -> Hmac<Sha256> {

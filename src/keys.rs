@@ -30,6 +30,60 @@ pub enum KeyError {
     },
 }
 
+/// Why a secret key (integrity, anonymization) could not be read.
+#[derive(Debug)]
+pub enum SecretKeyError {
+    /// Neither the environment variable nor the file is set.
+    Unset,
+    /// `where_` (the variable or the file) does not hold a usable key.
+    Bad { where_: String, reason: String },
+}
+
+/// Reads a secret key from the environment variable `env` if set, else from
+/// `file`, then checks it with [`check_secret_key`]. `io_hint` follows the
+/// error of a file that cannot be read.
+pub fn read_secret_key(
+    env: &str,
+    file: Option<&Path>,
+    min: usize,
+    io_hint: &str,
+) -> Result<Vec<u8>, SecretKeyError> {
+    let (bytes, where_) = match std::env::var_os(env) {
+        Some(v) => (v.into_encoded_bytes(), env.to_owned()),
+        None => {
+            let path = file.ok_or(SecretKeyError::Unset)?;
+            let bytes = std::fs::read(path).map_err(|e| SecretKeyError::Bad {
+                where_: path.display().to_string(),
+                reason: format!("{e}{io_hint}"),
+            })?;
+            (bytes, path.display().to_string())
+        }
+    };
+    check_secret_key(bytes, &where_, min)
+}
+
+/// A secret key's bytes with trailing newlines dropped, refused when shorter
+/// than `min` bytes; `where_` names their origin in errors.
+pub fn check_secret_key(
+    mut key: Vec<u8>,
+    where_: &str,
+    min: usize,
+) -> Result<Vec<u8>, SecretKeyError> {
+    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        key.pop();
+    }
+    if key.len() < min {
+        return Err(SecretKeyError::Bad {
+            where_: where_.to_owned(),
+            reason: format!(
+                "{} bytes is too short: use at least {min} random bytes",
+                key.len()
+            ),
+        });
+    }
+    Ok(key)
+}
+
 /// Parses the configured recipients.
 pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>, KeyError> {
     values

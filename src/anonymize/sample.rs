@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::policy::Policy;
 use super::rules::{Rule, detect_personal};
 use super::schema::{Dialect, SchemaInfo, TypeKind};
+use crate::dump::quote_ident;
 use crate::source::{PgDatabase, SourceError};
 
 /// Values read per kept column.
@@ -48,10 +49,6 @@ pub fn kept_text_columns(
         }
     }
     out
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn quote_literal(text: &str) -> String {

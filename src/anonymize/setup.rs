@@ -3,7 +3,6 @@
 //! before a single row is read.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::policy::{self, CheckReport, Policy};
@@ -11,6 +10,7 @@ use super::sample::{self, SampleFrom};
 use super::schema::{self, SchemaInfo};
 use super::transform::Anonymizer;
 use crate::config::{Config, SourceConfig};
+use crate::keys::{self, SecretKeyError};
 use crate::pipeline::{Context, ContextError};
 
 /// The environment variable that holds the anonymization key (overrides `key_file`).
@@ -42,35 +42,11 @@ pub enum SetupError {
 
 /// Reads the anonymization key from the environment or the configured file.
 pub fn load_key(config: &Config) -> Result<Vec<u8>, SetupError> {
-    let (bytes, where_) = match std::env::var_os(KEY_ENV) {
-        Some(v) => (v.into_encoded_bytes(), KEY_ENV.to_owned()),
-        None => {
-            let path: &PathBuf = config
-                .anonymization
-                .key_file
-                .as_ref()
-                .ok_or(SetupError::NoKey)?;
-            let bytes = std::fs::read(path).map_err(|e| SetupError::BadKey {
-                where_: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            (bytes, path.display().to_string())
-        }
-    };
-    let mut key = bytes;
-    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        key.pop();
-    }
-    if key.len() < MIN_KEY_BYTES {
-        return Err(SetupError::BadKey {
-            where_,
-            reason: format!(
-                "{} bytes is too short: use at least {MIN_KEY_BYTES} random bytes",
-                key.len()
-            ),
-        });
-    }
-    Ok(key)
+    let file = config.anonymization.key_file.as_deref();
+    keys::read_secret_key(KEY_ENV, file, MIN_KEY_BYTES, "").map_err(|e| match e {
+        SecretKeyError::Unset => SetupError::NoKey,
+        SecretKeyError::Bad { where_, reason } => SetupError::BadKey { where_, reason },
+    })
 }
 
 /// The policy of a source.

@@ -29,6 +29,12 @@ impl TableInfo {
     }
 }
 
+/// `"name"` with inner double quotes doubled: an SQL identifier, as PostgreSQL
+/// and SQLite read it.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// `schema.name`, or `name` alone when the schema is empty (SQLite).
 pub fn qualified_name(schema: &str, name: &str) -> String {
     if schema.is_empty() {

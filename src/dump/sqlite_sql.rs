@@ -14,10 +14,7 @@ use super::{DumpError, TableInfo};
 
 const MARKER: &[u8] = b"-- coffre:data ";
 
-/// `"name"` with inner quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use super::quote_ident;
 
 /// The marker line (with its newline) that precedes a table's rows.
 pub fn data_marker(table: &TableInfo) -> String {

@@ -82,6 +82,14 @@ pub enum FanOutEnd {
     NoTargets,
 }
 
+/// Why a branch that took no data for `stall` was dropped.
+fn stalled(stall: Duration) -> String {
+    format!(
+        "stalled: it took no data for {} s (stall_timeout_secs)",
+        stall.as_secs()
+    )
+}
+
 /// Copies pieces to every branch until the end.
 pub async fn fan_out(mut rx: Receiver<Piece>, mut branches: Vec<Branch>) -> FanOutEnd {
     loop {
@@ -94,10 +102,7 @@ pub async fn fan_out(mut rx: Receiver<Piece>, mut branches: Vec<Branch>) -> FanO
                     {
                         Ok(Ok(())) => continue,
                         Ok(Err(_)) => "its upload failed".to_owned(),
-                        Err(_) => format!(
-                            "stalled: it took no data for {} s (stall_timeout_secs)",
-                            b.stall.as_secs()
-                        ),
+                        Err(_) => stalled(b.stall),
                     };
                     tracing::warn!(target_name = %b.name, reason = %why, "target dropped out of the backup");
                     // Dropping the sender makes the body stream fail when the
@@ -118,10 +123,7 @@ pub async fn fan_out(mut rx: Receiver<Piece>, mut branches: Vec<Branch>) -> FanO
                             .await
                             .is_err()
                         {
-                            b.dropped = Some(format!(
-                                "stalled: it took no data for {} s (stall_timeout_secs)",
-                                b.stall.as_secs()
-                            ));
+                            b.dropped = Some(stalled(b.stall));
                         }
                     }
                 }

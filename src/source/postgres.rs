@@ -114,10 +114,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Quotes an identifier for SQL.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+pub use crate::dump::quote_ident;
 
 impl Source for PgDatabase {
     fn kind(&self) -> &'static str {

@@ -447,12 +447,7 @@ fn sqlite_text(path: &Path) -> String {
 fn an_anonymized_copy_of_an_sqlite_backup_equals_an_anonymized_backup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("billing.db");
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "150", "--to"])
-        .arg(&src)
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(&src, 150);
     // The fixture's PDFs are binary BLOBs under the `null` rule: they must pass
     // (a rule that ignores the value never asks for UTF-8 text).
     let binary_pdfs: i64 = rusqlite::Connection::open(&src)

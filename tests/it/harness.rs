@@ -319,8 +319,18 @@ pub fn pg_source(name: &str, db: &PgDb, targets: &[&str]) -> String {
 
 /// Loads the project's billing fixture at `scale` into `db`.
 pub fn load_billing(db: &PgDb, scale: u64) {
+    run_fixture(std::ffi::OsStr::new(&db.url), scale);
+}
+
+/// Writes the project's billing fixture at `scale` into a new SQLite file.
+pub fn load_billing_sqlite(path: impl AsRef<Path>, scale: u64) {
+    run_fixture(path.as_ref().as_os_str(), scale);
+}
+
+fn run_fixture(to: &std::ffi::OsStr, scale: u64) {
     let out = Command::new(BIN)
-        .args(["fixture", "--scale", &scale.to_string(), "--to", &db.url])
+        .args(["fixture", "--scale", &scale.to_string(), "--to"])
+        .arg(to)
         .output()
         .expect("coffre fixture");
     assert!(

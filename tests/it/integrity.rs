@@ -2,9 +2,8 @@
 //! listed as rejected (naming its target), never restored from and fails verify.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::{BIN, Target, Workspace, stderr};
+use crate::harness::{Target, Workspace, stderr};
 
 /// A workspace with an SQLite billing fixture backed up to two fs targets.
 fn two_region_workspace() -> Workspace {
@@ -12,12 +11,7 @@ fn two_region_workspace() -> Workspace {
         &[Target::Fs("east"), Target::Fs("west")],
         "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"east\", \"west\"]\n",
     );
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "20", "--to"])
-        .arg(ws.path("billing.db"))
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(ws.path("billing.db"), 20);
     ws
 }
 

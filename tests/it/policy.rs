@@ -3,14 +3,13 @@
 //! later fail it, and `init` writes a policy that passes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use coffre::anonymize::policy::{self, Policy};
 use coffre::anonymize::rules::Rule;
 use coffre::anonymize::schema::{self, SchemaInfo};
 use coffre::source::PgDatabase;
 
-use crate::harness::{BIN, PgDb, load_billing};
+use crate::harness::{PgDb, load_billing};
 
 /// How messages name the shipped policy: relative to the repository, as a user types it.
 const SHOWN: &str = "policies/billing.toml";
@@ -204,16 +203,7 @@ fn init_writes_a_policy_that_passes_the_check() {
 fn sqlite_fixture_schema_lists_unique_columns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("billing.db");
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "5", "--to"])
-        .arg(&file)
-        .output()
-        .expect("coffre fixture");
-    assert!(
-        out.status.success(),
-        "fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::load_billing_sqlite(&file, 5);
     let schema = schema::sqlite_schema(&file).expect("sqlite schema");
     let names: Vec<String> = schema.tables.iter().map(|t| t.qualified()).collect();
     assert_eq!(

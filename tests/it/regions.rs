@@ -502,12 +502,7 @@ fn sqlite_workspace(targets: &[Target], names: &[&str]) -> Workspace {
             t.join(", ")
         ),
     );
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "50", "--to"])
-        .arg(ws.path("billing.db"))
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(ws.path("billing.db"), 50);
     ws
 }
 

@@ -2,14 +2,12 @@
 //! `run_prune` (the time of the plan is a parameter there), then seen through the
 //! binary's `list`, `verify` and `restore`.
 
-use std::process::Command;
-
 use chrono::Utc;
 use coffre::config::Config;
 use coffre::pipeline::Context;
 use coffre::pipeline::prune::{Action, run_prune};
 
-use crate::harness::{BIN, Target, Workspace, stderr};
+use crate::harness::{Target, Workspace};
 
 #[tokio::test]
 async fn prune_keeps_the_newest_real_backups_and_they_still_restore() {
@@ -18,12 +16,7 @@ async fn prune_keeps_the_newest_real_backups_and_they_still_restore() {
         "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"east\", \"west\"]\n\
          [sources.lite.retention]\nkeep_last = 2\n",
     );
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "20", "--to"])
-        .arg(ws.path("billing.db"))
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(ws.path("billing.db"), 20);
     let ids: Vec<String> = (0..3).map(|_| ws.backup_ok("lite")).collect();
     assert_eq!(ws.listed("lite"), ids);
 
@@ -82,12 +75,7 @@ fn coffre_prune_says_what_it_deletes_and_why() {
         "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"east\"]\n\
          [sources.lite.retention]\nkeep_last = 1\n",
     );
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "10", "--to"])
-        .arg(ws.path("billing.db"))
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(ws.path("billing.db"), 10);
     let ids: Vec<String> = (0..3).map(|_| ws.backup_ok("lite")).collect();
 
     let (code, plan) = ws.json(&["prune", "--dry-run"]);

@@ -148,12 +148,7 @@ fn sqlite_dump(path: &std::path::Path) -> String {
 fn sqlite_round_trips_by_coffre_and_by_hand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("billing.db");
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "300", "--to"])
-        .arg(&db)
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::harness::load_billing_sqlite(&db, 300);
     let ws = Workspace::new(
         &[Target::Fs("a"), Target::Fs("b")],
         &format!(

@@ -353,12 +353,7 @@ fn sigterm_mid_backup_cancels_it_after_the_grace_and_lists_nothing_partial() {
 fn a_source_with_anonymize_gets_scheduled_anonymized_backups() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("billing.db");
-    let out = Command::new(BIN)
-        .args(["fixture", "--scale", "40", "--to"])
-        .arg(&db)
-        .output()
-        .expect("fixture");
-    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    crate::harness::load_billing_sqlite(&db, 40);
     let ws = crate::anonymize::sqlite_anon_workspace(&db, crate::anonymize::KEY_A);
     let port = free_port();
     let mut config = std::fs::read_to_string(&ws.config).expect("config");
