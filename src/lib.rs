@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod drill;
 pub mod dump;
 pub mod fixture;
 pub mod integrity;

@@ -35,6 +35,16 @@ pub enum BackupKind {
     Anonymized,
 }
 
+impl BackupKind {
+    /// As written in manifests: `full` or `anonymized`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Anonymized => "anonymized",
+        }
+    }
+}
+
 /// One stored object of a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {

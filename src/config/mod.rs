@@ -80,6 +80,18 @@ listen = "127.0.0.1:9187"      # /healthz, /readyz and /metrics (unauthenticated
                                # on loopback or a private network); default "127.0.0.1:9187"
 shutdown_grace_secs = 60       # on SIGTERM or SIGINT, how long running jobs may finish
                                # before they are cancelled; 0 to 3600; default 60
+prune_schedule = "0 5 * * *"   # optional: prune every source that has a retention table
+heal_schedule = "30 5 * * *"   # optional: heal every source (copy backups to the targets
+                               # that miss them, from a whole copy)
+
+# Optional section: a generic JSON webhook, POSTed on a failed or degraded backup, a
+# failed drill, a failed prune or heal, and a source whose newest good backup is older
+# than its rpo_hours. See README.md ("Alerts") for the payload.
+[alerts]
+webhook_url = "https://hooks.example.com/coffre"
+webhook_token_env = "COFFRE_WEBHOOK_TOKEN"   # optional: NAME of a variable holding a
+                                             # bearer token (sent as Authorization)
+timeout_secs = 10                            # optional, 1 to 300; default 10
 
 # Targets are where backups are stored; every source names one or more of them.
 # Names use lowercase letters, digits, "_" and "-" (they become part of object keys).
@@ -123,6 +135,8 @@ anonymize = false                         # optional: true = every backup is ano
 schedule = "0 2 * * *"                    # optional: when `coffre serve` backs it up (cron:
                                           # minute hour day-of-month month day-of-week, or 6
                                           # fields with seconds first; in [service] time_zone)
+rpo_hours = 26                            # optional: `coffre serve` alerts when the newest
+                                          # good backup is older than this many hours
 
 # Optional: which backups `coffre prune` keeps (grandfather-father-son, UTC calendar).
 # keep_last keeps the N newest; daily, weekly, monthly and yearly keep the newest backup
@@ -142,6 +156,25 @@ max_age_days = 1095
 type = "sqlite"
 path = "demo.db"                          # relative: next to this file
 targets = ["local"]
+
+# Optional: restore drills, named after the source they drill (`coffre drill billing`).
+# A drill restores a backup from one target into a fresh scratch database, checks every
+# table's row count and checksum against the manifest (by reading the restored database
+# back), runs the assertions, measures the time, drops the scratch database and keeps a
+# signed report. Targets are drilled in turn, so that every region is proven.
+[drills.billing]
+schedule = "30 4 * * 0"                   # optional: when `coffre serve` runs it
+scratch_url = "postgres://drill@127.0.0.1:5432/postgres"   # PostgreSQL sources: a server
+                                          # where the drill may CREATE and DROP databases
+                                          # (coffre_drill_*); no password in the URL
+rto_seconds = 900                         # optional: fail when download + restore + checks
+                                          # take longer
+assertions = [                            # optional: each must return one true value
+    "SELECT count(*) = 0 FROM factures WHERE total_ttc < 0",
+]
+# targets = ["paris"]                     # optional: default all of the source's targets
+# pick = "random"                         # optional: "newest" (default) or "random" within
+# window_days = 30                        # the last window_days days (default 30)
 "#;
 
 /// A loaded and validated configuration.
@@ -163,6 +196,74 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// `[service]` (optional): settings of `coffre serve`.
     pub service: ServiceConfig,
+    /// `[drills.SOURCE]`: restore drills, by source name.
+    pub drills: BTreeMap<String, DrillConfig>,
+    /// `[alerts]` (optional): where failures are reported.
+    pub alerts: AlertsConfig,
+}
+
+/// `[drills.SOURCE]`: how to prove that a source's backups restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillConfig {
+    /// When `coffre serve` runs the drill (cron, in `[service] time_zone`), if at all.
+    pub schedule: Option<String>,
+    /// The PostgreSQL server where scratch databases are created (its database is only
+    /// connected to, to create and drop them). Required for PostgreSQL sources; SQLite
+    /// sources drill into a temporary file under `state_dir`.
+    pub scratch_url: Option<String>,
+    /// The recovery time objective: a drill whose download, restore and checks take
+    /// longer fails.
+    pub rto_seconds: Option<u64>,
+    /// SQL queries that must each return one true value on the restored database.
+    pub assertions: Vec<String>,
+    /// The targets drilled in turn (the least recently drilled first); empty = all of
+    /// the source's targets.
+    pub targets: Vec<String>,
+    /// Which backup a drill restores.
+    pub pick: DrillPick,
+    /// With `pick = "random"`: backups at most this many days old are drawn from.
+    pub window_days: u64,
+}
+
+/// `pick` of a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillPick {
+    /// The newest backup with a whole copy in the drilled target.
+    Newest,
+    /// A random backup of the last `window_days` days.
+    Random,
+}
+
+impl DrillPick {
+    pub const ALL: [DrillPick; 2] = [DrillPick::Newest, DrillPick::Random];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillPick::Newest => "newest",
+            DrillPick::Random => "random",
+        }
+    }
+}
+
+/// `[alerts]`: a generic JSON webhook called on failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// `http(s)://…` URL receiving one POST per alert; none = no alerts.
+    pub webhook_url: Option<String>,
+    /// The NAME of an environment variable holding a bearer token for the webhook.
+    pub webhook_token_env: Option<String>,
+    /// How long one webhook call may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            webhook_url: None,
+            webhook_token_env: None,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// `[service]`: how `coffre serve` schedules jobs and where it answers probes.
@@ -180,6 +281,10 @@ pub struct ServiceConfig {
     pub listen: String,
     /// On SIGTERM or SIGINT, how long running jobs may finish before they are cancelled.
     pub shutdown_grace_secs: u64,
+    /// When `coffre serve` prunes every source with a retention policy, if at all.
+    pub prune_schedule: Option<String>,
+    /// When `coffre serve` heals every source (copies missing in a target), if at all.
+    pub heal_schedule: Option<String>,
 }
 
 impl Default for ServiceConfig {
@@ -191,6 +296,8 @@ impl Default for ServiceConfig {
             jitter_secs: 0,
             listen: "127.0.0.1:9187".to_owned(),
             shutdown_grace_secs: 60,
+            prune_schedule: None,
+            heal_schedule: None,
         }
     }
 }
@@ -348,6 +455,8 @@ pub struct PostgresSource {
     pub anonymize: bool,
     /// The cron expression `coffre serve` backs this source up on, if any.
     pub schedule: Option<String>,
+    /// `coffre serve` alerts when the newest good backup is older than this.
+    pub rpo_hours: Option<u64>,
     /// `[sources.NAME.retention]`; empty (keep everything) when absent.
     pub retention: RetentionPolicy,
 }
@@ -365,6 +474,8 @@ pub struct SqliteSource {
     pub anonymize: bool,
     /// The cron expression `coffre serve` backs this source up on, if any.
     pub schedule: Option<String>,
+    /// `coffre serve` alerts when the newest good backup is older than this.
+    pub rpo_hours: Option<u64>,
     /// `[sources.NAME.retention]`; empty (keep everything) when absent.
     pub retention: RetentionPolicy,
 }
@@ -407,6 +518,15 @@ impl SourceConfig {
         match self {
             SourceConfig::Postgres(s) => s.schedule.as_deref(),
             SourceConfig::Sqlite(s) => s.schedule.as_deref(),
+        }
+    }
+
+    /// The recovery point objective: `coffre serve` alerts when the newest good backup is
+    /// older than this many hours.
+    pub fn rpo_hours(&self) -> Option<u64> {
+        match self {
+            SourceConfig::Postgres(s) => s.rpo_hours,
+            SourceConfig::Sqlite(s) => s.rpo_hours,
         }
     }
 
@@ -488,10 +608,17 @@ impl Config {
         name: &str,
     ) -> Option<Result<crate::schedule::Schedule, crate::schedule::ScheduleError>> {
         let expr = self.sources.get(name)?.schedule()?;
-        Some(
-            crate::schedule::Schedule::parse(expr, &self.service.time_zone)
-                .map(|s| s.with_jitter(Duration::from_secs(self.service.jitter_secs))),
-        )
+        Some(self.schedule_for(expr))
+    }
+
+    /// A service-wide cron expression (`prune_schedule`, a drill's `schedule`) in
+    /// `[service] time_zone`, with the service's jitter.
+    pub fn schedule_for(
+        &self,
+        expr: &str,
+    ) -> Result<crate::schedule::Schedule, crate::schedule::ScheduleError> {
+        crate::schedule::Schedule::parse(expr, &self.service.time_zone)
+            .map(|s| s.with_jitter(Duration::from_secs(self.service.jitter_secs)))
     }
 
     /// The source called `name`; an unknown name is an error listing the known ones.

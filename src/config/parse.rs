@@ -19,9 +19,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::{LineIndex, Locations};
 use super::{
-    AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, EncryptionConfig,
-    FsTarget, IntegrityConfig, ObjectLockConfig, ObjectLockMode, PostgresSource, Problem, S3Target,
-    ServiceConfig, SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+    AlertsConfig, AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS,
+    DrillConfig, DrillPick, EncryptionConfig, FsTarget, IntegrityConfig, ObjectLockConfig,
+    ObjectLockMode, PostgresSource, Problem, S3Target, ServiceConfig, SourceConfig, SqliteSource,
+    TargetConfig, did_you_mean, table_label,
 };
 use crate::retention::RetentionPolicy;
 
@@ -32,8 +33,10 @@ const TOP_KEYS: &[&str] = &[
     "anonymization",
     "integrity",
     "service",
+    "alerts",
     "targets",
     "sources",
+    "drills",
 ];
 const TARGET_TYPES: &[&str] = &["s3", "fs"];
 const SOURCE_TYPES: &[&str] = &["postgres", "sqlite"];
@@ -63,6 +66,28 @@ struct RawService {
     jitter_secs: Option<i64>,
     listen: Option<String>,
     shutdown_grace_secs: Option<i64>,
+    prune_schedule: Option<String>,
+    heal_schedule: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    webhook_url: Option<String>,
+    webhook_token_env: Option<String>,
+    timeout_secs: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    schedule: Option<String>,
+    scratch_url: Option<String>,
+    rto_seconds: Option<i64>,
+    assertions: Option<Vec<String>>,
+    targets: Option<Vec<String>>,
+    pick: Option<Spanned<String>>,
+    window_days: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +135,7 @@ struct RawPostgres {
     policy: Option<String>,
     anonymize: Option<bool>,
     schedule: Option<String>,
+    rpo_hours: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +146,7 @@ struct RawSqlite {
     policy: Option<String>,
     anonymize: Option<bool>,
     schedule: Option<String>,
+    rpo_hours: Option<i64>,
 }
 
 /// Parses `text`, loaded from `file`, into a config and the line of every key; or every
@@ -258,8 +285,17 @@ impl Parser<'_> {
             None => Some(ServiceConfig::default()),
         };
 
+        let alerts = match root.remove_entry("alerts") {
+            Some((key, value)) => {
+                let scope = self.scope("[alerts]".to_owned(), &key.span());
+                self.alerts(value, &scope)
+            }
+            None => Some(AlertsConfig::default()),
+        };
+
         let targets = self.named("targets", &mut root, Self::target);
         let sources = self.named("sources", &mut root, Self::source);
+        let drills = self.named("drills", &mut root, Self::drill);
 
         Some(Config {
             file,
@@ -271,6 +307,8 @@ impl Parser<'_> {
             targets,
             sources,
             service: service?,
+            drills,
+            alerts: alerts?,
         })
     }
 
@@ -323,7 +361,6 @@ impl Parser<'_> {
     fn service(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<ServiceConfig> {
         let raw: RawService = self.fields(value, scope, &[])?;
         let default = ServiceConfig::default();
-        let unsigned = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
         Some(ServiceConfig {
             time_zone: raw.time_zone.unwrap_or(default.time_zone),
             max_concurrent_jobs: raw
@@ -339,6 +376,53 @@ impl Parser<'_> {
             shutdown_grace_secs: raw
                 .shutdown_grace_secs
                 .map_or(default.shutdown_grace_secs, unsigned),
+            prune_schedule: raw.prune_schedule,
+            heal_schedule: raw.heal_schedule,
+        })
+    }
+
+    /// `[alerts]`: every key optional.
+    fn alerts(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<AlertsConfig> {
+        let raw: RawAlerts = self.fields(value, scope, &[])?;
+        let default = AlertsConfig::default();
+        Some(AlertsConfig {
+            webhook_url: raw.webhook_url,
+            webhook_token_env: raw.webhook_token_env,
+            timeout_secs: raw.timeout_secs.map_or(default.timeout_secs, unsigned),
+        })
+    }
+
+    /// `[drills.SOURCE]`: every key optional here (what a source needs is validated).
+    fn drill(&mut self, value: Spanned<DeValue<'_>>, scope: &Scope) -> Option<DrillConfig> {
+        let raw: RawDrill = self.fields(value, scope, &[])?;
+        let pick = match raw.pick {
+            None => DrillPick::Newest,
+            Some(pick) => {
+                let line = self.line(&pick.span());
+                let written = pick.into_inner();
+                let Some(found) = DrillPick::ALL.into_iter().find(|p| p.as_str() == written) else {
+                    let names = DrillPick::ALL.map(DrillPick::as_str);
+                    self.report(
+                        line,
+                        format!(
+                            "unknown pick {written:?} {} (expected one of: {})",
+                            scope.place(),
+                            names.join(", ")
+                        ),
+                    );
+                    return None;
+                };
+                found
+            }
+        };
+        Some(DrillConfig {
+            schedule: raw.schedule,
+            scratch_url: raw.scratch_url,
+            rto_seconds: raw.rto_seconds.map(unsigned),
+            assertions: raw.assertions.unwrap_or_default(),
+            targets: raw.targets.unwrap_or_default(),
+            pick,
+            window_days: raw.window_days.map_or(30, unsigned),
         })
     }
 
@@ -433,6 +517,7 @@ impl Parser<'_> {
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
                     schedule: raw.schedule,
+                    rpo_hours: raw.rpo_hours.map(unsigned),
                     retention: retention?,
                 }))
             }
@@ -447,6 +532,7 @@ impl Parser<'_> {
                     policy: raw.policy.map(|p| self.resolve(&p)),
                     anonymize: raw.anonymize.unwrap_or(false),
                     schedule: raw.schedule,
+                    rpo_hours: raw.rpo_hours.map(unsigned),
                     retention: retention?,
                 }))
             }
@@ -740,6 +826,12 @@ impl Parser<'_> {
     }
 }
 
+/// A count read as unsigned: negative numbers become the largest value, for validation
+/// to report with the allowed range.
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
 /// `an integer`, `a string`.
 fn with_article(noun: &str) -> String {
     let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -925,7 +1017,8 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
-             encryption, compression, anonymization, integrity, service, targets, sources; did you mean \"state_dir\"?)",
+             encryption, compression, anonymization, integrity, service, alerts, targets, sources, \
+             drills; did you mean \"state_dir\"?)",
                 line_of(&text, "stat_dir")
             )),
             "{err}"
@@ -940,7 +1033,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"pth\" in [sources.demo] (expected one of: type, path, targets, policy, anonymize, \
-             schedule, retention; did you mean \"path\"?)",
+             schedule, rpo_hours, retention; did you mean \"path\"?)",
                 line_of(&text, "pth")
             )),
             "{err}"
@@ -958,7 +1051,7 @@ mod tests {
             + "state_dir = \"/var/lib/coffre\"\n";
         let err = error(&text);
         assert!(
-            err.contains("unknown key \"state_dir\" in [sources.demo]"),
+            err.contains("unknown key \"state_dir\" in [drills.billing]"),
             "{err}"
         );
         assert!(
@@ -1277,7 +1370,8 @@ mod tests {
             error(&text).starts_with(&format!(
                 "config /etc/coffre.toml:{}: unknown key \"retension\" in [sources.billing] \
                  (expected one of: type, url, password_file, targets, owners_and_privileges, \
-                 pg_dump, psql, policy, anonymize, schedule, retention; did you mean \"retention\"?)",
+                 pg_dump, psql, policy, anonymize, schedule, rpo_hours, retention; did you mean \
+                 \"retention\"?)",
                 line_of(&text, "retension")
             )),
             "{}",

@@ -9,8 +9,8 @@ use std::str::FromStr as _;
 
 use super::locate::Locations;
 use super::{
-    Config, DEFAULT_STALL_TIMEOUT_SECS, PostgresSource, Problem, S3Target, SourceConfig,
-    TargetConfig, defined, table_label,
+    AlertsConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick, PostgresSource,
+    Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
 };
 use crate::schedule::Schedule;
 
@@ -41,6 +41,22 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
     v.encryption(config);
     v.compression(config);
     let zone_ok = v.service(config);
+    // With an unknown zone (reported once, in [service]), check expressions alone.
+    let zone = if zone_ok {
+        config.service.time_zone.as_str()
+    } else {
+        "UTC"
+    };
+    for key in ["prune_schedule", "heal_schedule"] {
+        let expr = match key {
+            "prune_schedule" => &config.service.prune_schedule,
+            _ => &config.service.heal_schedule,
+        };
+        if let Some(expr) = expr {
+            v.schedule(expr, zone, &["service", key], &format!("[service] {key}"));
+        }
+    }
+    v.alerts(&config.alerts);
     if let Some(key_file) = &config.anonymization.key_file {
         v.path(key_file, &["anonymization", "key_file"], "key_file");
     }
@@ -97,18 +113,22 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
             );
         }
         if let Some(expr) = source.schedule() {
-            // With an unknown zone (reported once, in [service]), check the expression alone.
-            let zone = if zone_ok {
-                config.service.time_zone.as_str()
-            } else {
-                "UTC"
-            };
-            if let Err(e) = Schedule::parse(expr, zone) {
-                v.report(
-                    &["sources", name, "schedule"],
-                    format!("{}: {e}", table_label("sources", name)),
-                );
-            }
+            v.schedule(
+                expr,
+                zone,
+                &["sources", name, "schedule"],
+                &table_label("sources", name),
+            );
+        }
+        if source.rpo_hours() == Some(0) || source.rpo_hours() > Some(RPO_HOURS_MAX) {
+            v.report(
+                &["sources", name, "rpo_hours"],
+                format!(
+                    "{}: rpo_hours must be between 1 and {RPO_HOURS_MAX} (alert when the \
+                     newest good backup is older than this many hours); remove it for no alert",
+                    table_label("sources", name)
+                ),
+            );
         }
         match source {
             SourceConfig::Postgres(pg) => v.postgres(name, pg),
@@ -117,8 +137,18 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
             }
         }
     }
+    for (name, drill) in &config.drills {
+        v.drill(config, name, drill, zone);
+    }
     v.problems
 }
+
+/// `rpo_hours`: at most ten years.
+const RPO_HOURS_MAX: u64 = 87_600;
+/// `rto_seconds`: at most a week.
+const RTO_SECONDS_MAX: u64 = 604_800;
+/// `[alerts] timeout_secs`.
+const WEBHOOK_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=300;
 
 struct Validator<'a> {
     at: &'a Locations,
@@ -311,8 +341,18 @@ impl Validator<'_> {
             );
         }
         if let Some(endpoint) = &s3.endpoint
-            && let Some(message) = endpoint_problem(endpoint)
+            && let Some(mut message) = http_url_problem(
+                "endpoint",
+                endpoint,
+                "\"https://s3.example.com\" or \"http://127.0.0.1:8333\"",
+            )
         {
+            if message.ends_with("credentials") {
+                message.push_str(
+                    ": name environment variables in access_key_id_env and \
+                     secret_access_key_env instead",
+                );
+            }
             self.report(&at("endpoint"), message);
         }
         if !s3.prefix.is_empty() {
@@ -395,6 +435,132 @@ impl Validator<'_> {
                      locked after its backup)",
                     LOCK_DAYS.start(),
                     LOCK_DAYS.end()
+                ),
+            );
+        }
+    }
+
+    /// A cron expression; `label` names its table in messages.
+    fn schedule(&mut self, expr: &str, zone: &str, path: &[&str], label: &str) {
+        if let Err(e) = Schedule::parse(expr, zone) {
+            self.report(path, format!("{label}: {e}"));
+        }
+    }
+
+    fn alerts(&mut self, alerts: &AlertsConfig) {
+        let at = |key| ["alerts", key];
+        if let Some(url) = &alerts.webhook_url
+            && let Some(problem) =
+                http_url_problem("webhook_url", url, "\"https://hooks.example.com/coffre\"")
+        {
+            self.report(&at("webhook_url"), format!("[alerts] {problem}"));
+        }
+        if let Some(env) = &alerts.webhook_token_env
+            && let Some(problem) = env_name_problem("webhook_token_env", env)
+        {
+            self.report(&at("webhook_token_env"), format!("[alerts] {problem}"));
+        }
+        if !WEBHOOK_TIMEOUT_SECS.contains(&alerts.timeout_secs) {
+            self.report(
+                &at("timeout_secs"),
+                format!(
+                    "[alerts] timeout_secs must be between {} and {} seconds (default 10)",
+                    WEBHOOK_TIMEOUT_SECS.start(),
+                    WEBHOOK_TIMEOUT_SECS.end()
+                ),
+            );
+        }
+    }
+
+    /// `[drills.NAME]`: NAME must be a source, and what that source needs must be there.
+    fn drill(&mut self, config: &Config, name: &str, drill: &DrillConfig, zone: &str) {
+        let label = table_label("drills", name);
+        let at = |key: &'static str| ["drills", name, key];
+        let Some(source) = config.sources.get(name) else {
+            let known: Vec<String> = config.sources.keys().cloned().collect();
+            self.report(
+                &["drills", name],
+                format!(
+                    "{label}: drills are named after the source they drill, and there is no \
+                     source named {name:?} ({})",
+                    defined("sources", name, &known)
+                ),
+            );
+            return;
+        };
+        if let Some(expr) = &drill.schedule {
+            self.schedule(expr, zone, &at("schedule"), &label);
+        }
+        match (source, &drill.scratch_url) {
+            (SourceConfig::Postgres(_), None) => self.report(
+                &["drills", name],
+                format!(
+                    "{label}: missing key \"scratch_url\": add scratch_url = \
+                     \"postgres://drill@127.0.0.1:5432/postgres\" (a server where the drill \
+                     may create and drop databases)"
+                ),
+            ),
+            (SourceConfig::Postgres(_), Some(url)) => {
+                for message in postgres_url_problems(url) {
+                    self.report(
+                        &at("scratch_url"),
+                        format!("{label}: scratch_{message}").replace(
+                            "\"postgres://backup@db.internal:5432/billing\"",
+                            "\"postgres://drill@127.0.0.1:5432/postgres\"",
+                        ),
+                    );
+                }
+            }
+            (SourceConfig::Sqlite(_), Some(_)) => self.report(
+                &at("scratch_url"),
+                format!(
+                    "{label}: scratch_url is for PostgreSQL sources; an SQLite source is \
+                     drilled into a temporary file under state_dir: remove scratch_url"
+                ),
+            ),
+            (SourceConfig::Sqlite(_), None) => {}
+        }
+        if drill.rto_seconds == Some(0) || drill.rto_seconds > Some(RTO_SECONDS_MAX) {
+            self.report(
+                &at("rto_seconds"),
+                format!(
+                    "{label}: rto_seconds must be between 1 and {RTO_SECONDS_MAX} (the longest \
+                     a drill's download, restore and checks may take); remove it for no limit"
+                ),
+            );
+        }
+        for (i, assertion) in drill.assertions.iter().enumerate() {
+            if assertion.trim().is_empty() {
+                self.report_item(
+                    &at("assertions"),
+                    i,
+                    format!(
+                        "{label}: assertion {} is empty: write a query returning one true \
+                         value, e.g. \"SELECT count(*) = 0 FROM factures WHERE total_ttc < 0\"",
+                        i + 1
+                    ),
+                );
+            }
+        }
+        for (i, target) in drill.targets.iter().enumerate() {
+            if !source.targets().contains(target) {
+                self.report_item(
+                    &at("targets"),
+                    i,
+                    format!(
+                        "{label}: target {target:?} is not a target of source {name:?} ({})",
+                        defined("targets", target, source.targets())
+                    ),
+                );
+            }
+        }
+        if (drill.pick == DrillPick::Random && drill.window_days == 0) || drill.window_days > 36_500
+        {
+            self.report(
+                &at("window_days"),
+                format!(
+                    "{label}: window_days must be between 1 and 36500 (with pick = \"random\", \
+                     backups at most this many days old are drawn from; default 30)"
                 ),
             );
         }
@@ -505,33 +671,29 @@ fn bucket_problem(bucket: &str) -> Option<&'static str> {
     }
 }
 
-/// The URL is never echoed: it could carry credentials.
-fn endpoint_problem(endpoint: &str) -> Option<String> {
-    let example = "write it like \"https://s3.example.com\" or \"http://127.0.0.1:8333\"";
-    let url = match url::Url::parse(endpoint) {
+/// The URL is never echoed: it could carry credentials. `key` names it in messages.
+fn http_url_problem(key: &str, url: &str, examples: &str) -> Option<String> {
+    let example = format!("write it like {examples}");
+    let url = match url::Url::parse(url) {
         Ok(url) => url,
         Err(e) => {
             return Some(format!(
-                "endpoint is not a valid url ({}): {example}",
+                "{key} is not a valid url ({}): {example}",
                 e.to_string().to_lowercase()
             ));
         }
     };
     if !matches!(url.scheme(), "http" | "https") {
         return Some(format!(
-            "endpoint must be an http or https url, not {}: {example}",
+            "{key} must be an http or https url, not {}: {example}",
             url.scheme()
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Some(format!("endpoint has no host: {example}"));
+        return Some(format!("{key} has no host: {example}"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Some(
-            "endpoint must not contain credentials: name environment variables in \
-             access_key_id_env and secret_access_key_env instead"
-                .to_owned(),
-        );
+        return Some(format!("{key} must not contain credentials"));
     }
     None
 }
@@ -706,6 +868,78 @@ mod tests {
     }
 
     #[test]
+    fn drills_alerts_and_objectives_are_checked_with_their_line() {
+        let config = Config::from_str_at(EXAMPLE, Path::new("x.toml")).expect("valid");
+        let drill = &config.drills["billing"];
+        assert_eq!(drill.rto_seconds, Some(900));
+        assert_eq!(drill.assertions.len(), 1);
+        assert_eq!(config.sources["billing"].rpo_hours(), Some(26));
+        assert_eq!(config.alerts.timeout_secs, 10);
+
+        assert_fails(
+            &EXAMPLE.replace("[drills.billing]", "[drills.biling]"),
+            "[drills.biling]",
+            "[drills.biling]: drills are named after the source they drill, and there is no \
+             source named \"biling\" (defined sources: billing, demo; did you mean \"billing\"?)",
+        );
+        assert_fails(
+            &EXAMPLE.replace(
+                "scratch_url = \"postgres://drill@127.0.0.1:5432/postgres\"",
+                "scratch_url = \"postgres://drill:pw@127.0.0.1:5432/postgres\"",
+            ),
+            "scratch_url =",
+            "[drills.billing]: scratch_url must not contain a password",
+        );
+        assert_fails(
+            &EXAMPLE.replace(
+                "scratch_url = \"postgres://drill@127.0.0.1:5432/postgres\"",
+                "",
+            ),
+            "[drills.billing]",
+            "[drills.billing]: missing key \"scratch_url\"",
+        );
+        assert_fails(
+            &EXAMPLE.replace("rto_seconds = 900", "rto_seconds = 0"),
+            "rto_seconds = 0",
+            "[drills.billing]: rto_seconds must be between 1 and",
+        );
+        assert_fails(
+            &EXAMPLE.replace("schedule = \"30 4 * * 0\"", "schedule = \"30 4 * *\""),
+            "schedule = \"30 4 * *\"",
+            "[drills.billing]: schedule \"30 4 * *\": 4 fields, expected 5",
+        );
+        assert_fails(
+            &EXAMPLE.replace("rpo_hours = 26", "rpo_hours = 0"),
+            "rpo_hours = 0",
+            "[sources.billing]: rpo_hours must be between 1 and",
+        );
+        assert_fails(
+            &EXAMPLE.replace("https://hooks.example.com/coffre", "ftp://hooks"),
+            "webhook_url =",
+            "[alerts] webhook_url must be an http or https url",
+        );
+        assert_fails(
+            &EXAMPLE.replace("\"COFFRE_WEBHOOK_TOKEN\"", "\"s3cr3t-token!\""),
+            "webhook_token_env =",
+            "[alerts] webhook_token_env must be the name of an environment variable",
+        );
+        assert_fails(
+            &EXAMPLE.replace(
+                "heal_schedule = \"30 5 * * *\"",
+                "heal_schedule = \"61 5 * * *\"",
+            ),
+            "heal_schedule =",
+            "[service] heal_schedule: schedule \"61 5 * * *\"",
+        );
+        let pick = EXAMPLE.replace("# pick = \"random\"", "pick = \"randon\"");
+        assert!(
+            error(&pick).contains("unknown pick \"randon\" in [drills.billing]"),
+            "{}",
+            error(&pick)
+        );
+    }
+
+    #[test]
     fn service_defaults() {
         let start = EXAMPLE
             .find("# Optional section: `coffre serve`")
@@ -717,8 +951,12 @@ mod tests {
         let from_example = Config::from_str_at(EXAMPLE, Path::new("x.toml")).expect("valid");
         assert_eq!(
             from_example.service,
-            crate::config::ServiceConfig::default(),
-            "the example shows the defaults"
+            crate::config::ServiceConfig {
+                prune_schedule: Some("0 5 * * *".into()),
+                heal_schedule: Some("30 5 * * *".into()),
+                ..crate::config::ServiceConfig::default()
+            },
+            "the example shows the defaults, and the optional schedules"
         );
     }
 

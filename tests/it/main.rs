@@ -3,6 +3,7 @@
 
 mod anonymize;
 mod docs;
+mod drill;
 mod errors;
 mod fixture;
 mod harness;

@@ -21,6 +21,8 @@ use crate::pipeline::verify::{VerifyReport, run_verify};
 use crate::progress::{Progress, Ticker, human_bytes};
 use crate::{catalog, demo, fixture, keys};
 
+mod drill;
+
 /// Exit code of a backup stored in some targets only, or of a `heal` that left
 /// copies broken.
 pub const EXIT_DEGRADED: i32 = 3;
@@ -122,6 +124,19 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Restore drill: restore a backup of SOURCE from one target (each in turn) into a
+    /// scratch database, check counts, checksums and assertions, time it, drop the
+    /// scratch database, keep a sealed report. Exit 1 when the drill fails.
+    #[command(args_conflicts_with_subcommands = true)]
+    Drill {
+        #[command(subcommand)]
+        action: Option<DrillAction>,
+        /// The source to drill.
+        source: Option<String>,
+        /// Drill this target (default: the one drilled least recently).
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Anonymization policies: check one against its database, or write a first one.
     Policy {
         #[command(subcommand)]
@@ -151,6 +166,21 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DrillAction {
+    /// Check a drill report's integrity tag (a JSON file, or `-` for stdin): exit 1 if
+    /// it was altered or was not sealed under this config's integrity key.
+    VerifyReport { file: PathBuf },
+    /// List the drill reports kept in the state store, newest first.
+    Reports {
+        /// Only this source.
+        source: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyAction {
     /// Check the source's policy against its live schema (fail closed).
     Check { source: String },
@@ -164,9 +194,9 @@ pub enum PolicyAction {
 }
 
 /// A verb's failure: message for people, and the exit code.
-struct Failure {
-    message: String,
-    code: i32,
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) code: i32,
 }
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -237,7 +267,7 @@ fn init_logs(cli: &Cli) {
     };
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("error: cannot print JSON: {e}"),
@@ -374,6 +404,21 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Policy { action } => {
             let ctx = context(&cli).await?;
             policy_verb(&ctx, action, json)
+        }
+        Command::Drill {
+            action,
+            source,
+            target,
+        } => {
+            let ctx = context(&cli).await?;
+            drill::run(
+                &ctx,
+                action.as_ref(),
+                source.as_deref(),
+                target.clone(),
+                json,
+            )
+            .await
         }
         Command::Demo { dir, scale } => {
             let report = demo::run(dir, *scale).await?;
