@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, starts PostgreSQL and two SeaweedFS
-# "regions", then runs cargo fmt --check, clippy and cargo test against them.
+# "regions", then runs cargo fmt --check, clippy and cargo test against them, and
+# checks the Helm chart offline (scripts/chart-check.sh).
 #
 #   bash scripts/test.sh [ARGS...]      ARGS go to `cargo test --all-targets`
 #
@@ -71,3 +72,14 @@ coffre_say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 coffre_say "cargo test --all-targets${*:+ $*}"
 cargo test --all-targets "$@"
+
+# 6. The Helm chart, offline (Helm SDK, kubernetes-validate --strict, yamllint), then every
+#    config.toml it renders loaded by the coffre just built.
+coffre_say "helm chart: bash scripts/chart-check.sh"
+rm -rf "$TEST_HOME/chart-render"
+bash "$ROOT/scripts/chart-check.sh" --dump "$TEST_HOME/chart-render"
+for f in "$TEST_HOME"/chart-render/*/config*.toml; do
+    # The default values render a chart, not a usable config (no source yet).
+    [[ $f == */defaults/* ]] && continue
+    "$ROOT/target/debug/coffre" --config "$f" config check
+done

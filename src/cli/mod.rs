@@ -137,6 +137,11 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Configuration: check a file (syntax, keys, values; no network, no database).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Anonymization policies: check one against its database, or write a first one.
     Policy {
         #[command(subcommand)]
@@ -163,6 +168,12 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Load and validate the --config file; every problem is printed with its line.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -404,6 +415,33 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Policy { action } => {
             let ctx = context(&cli).await?;
             policy_verb(&ctx, action, json)
+        }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            let path = cli.config.as_deref().ok_or_else(|| Failure {
+                message: "pass the file to check: coffre --config FILE config check".into(),
+                code: 2,
+            })?;
+            let config = Config::load(path)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "file": path.display().to_string(),
+                    "valid": true,
+                    "sources": config.sources.keys().collect::<Vec<_>>(),
+                    "targets": config.targets.keys().collect::<Vec<_>>(),
+                    "drills": config.drills.keys().collect::<Vec<_>>(),
+                }));
+            } else {
+                println!(
+                    "{}: valid ({} sources, {} targets, {} drills)",
+                    path.display(),
+                    config.sources.len(),
+                    config.targets.len(),
+                    config.drills.len()
+                );
+            }
+            Ok(0)
         }
         Command::Drill {
             action,
