@@ -2,12 +2,15 @@
 //!
 //! Per source: when the last good backup ended and how old it is now, the status, stored
 //! bytes and duration of the last backup, the outcome of each target in it, the jobs
-//! running, and job and skipped-slot counters. Seeded from the state store at start-up, so a
-//! restart does not blank the last-backup series; the age is computed at each scrape.
+//! running and their live progress, job and skipped-slot counters, the last drill of each
+//! target (outcome, time, recovery time, RPO), and the RPO watch (age of the newest good
+//! backup in the stores, breached or not). Seeded from the state store at start-up, so a
+//! restart does not blank the last-backup and drill series; ages are computed at each
+//! scrape.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,7 +19,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::drill::DrillReport;
 use crate::pipeline::backup::BackupReport;
+use crate::progress::Progress;
 use crate::state::{Job, JobKind, JobStatus};
 
 /// The statuses a finished job can have (the `status` label of `coffre_backup_last_status`).
@@ -51,6 +56,20 @@ struct TargetLabels {
     target: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunningLabels {
+    source: String,
+    kind: String,
+}
+
+/// A job running now, for its progress series.
+#[derive(Debug)]
+struct Tracked {
+    source: String,
+    kind: String,
+    progress: Arc<Progress>,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every series of the service, and the registry that renders them.
@@ -66,8 +85,20 @@ pub struct Metrics {
     running: Family<SourceLabels, Gauge>,
     jobs: Family<JobLabels, Counter>,
     skipped: Family<SourceLabels, Counter>,
+    drill_ok: Family<TargetLabels, Gauge>,
+    drill_time: Family<TargetLabels, FloatGauge>,
+    drill_recovery: Family<TargetLabels, FloatGauge>,
+    drill_rpo: Family<TargetLabels, FloatGauge>,
+    rpo_age: Family<SourceLabels, FloatGauge>,
+    rpo_breached: Family<SourceLabels, Gauge>,
+    progress_plain: Family<RunningLabels, Gauge>,
+    progress_stored: Family<RunningLabels, Gauge>,
+    progress_seconds: Family<RunningLabels, FloatGauge>,
     /// When each source's newest good backup ended, for its age at scrape time.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// Jobs running now, by a sequence number.
+    tracked: Mutex<BTreeMap<u64, Tracked>>,
+    next_track: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -133,6 +164,64 @@ impl Metrics {
             "Scheduled slots not run because a job of the source was still running",
             skipped.clone(),
         );
+        let drill_ok = Family::<TargetLabels, Gauge>::default();
+        let drill_time = Family::<TargetLabels, FloatGauge>::default();
+        let drill_recovery = Family::<TargetLabels, FloatGauge>::default();
+        let drill_rpo = Family::<TargetLabels, FloatGauge>::default();
+        let rpo_age = Family::<SourceLabels, FloatGauge>::default();
+        let rpo_breached = Family::<SourceLabels, Gauge>::default();
+        let progress_plain = Family::<RunningLabels, Gauge>::default();
+        let progress_stored = Family::<RunningLabels, Gauge>::default();
+        let progress_seconds = Family::<RunningLabels, FloatGauge>::default();
+        registry.register(
+            "coffre_drill_last_ok",
+            "1 if the last drill of the source from this target passed, 0 if it failed",
+            drill_ok.clone(),
+        );
+        for (name, help, family) in [
+            (
+                "coffre_drill_last_timestamp_seconds",
+                "When the last drill of the source from this target started (Unix time)",
+                &drill_time,
+            ),
+            (
+                "coffre_drill_last_recovery_seconds",
+                "Download, restore and checks of the last drill from this target (the RTO measured)",
+                &drill_recovery,
+            ),
+            (
+                "coffre_drill_last_rpo_seconds",
+                "Age of the backup the last drill from this target restored",
+                &drill_rpo,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "coffre_rpo_newest_good_age_seconds",
+            "Age of the source's newest backup with a whole copy, as found in the stores",
+            rpo_age.clone(),
+        );
+        registry.register(
+            "coffre_rpo_breached",
+            "1 if the source's newest good backup is older than its rpo_hours (or missing)",
+            rpo_breached.clone(),
+        );
+        registry.register(
+            "coffre_job_running_plain_bytes",
+            "Plain SQL bytes read or written so far by a running job",
+            progress_plain.clone(),
+        );
+        registry.register(
+            "coffre_job_running_stored_bytes",
+            "Encrypted bytes stored or read so far by a running job",
+            progress_stored.clone(),
+        );
+        registry.register(
+            "coffre_job_running_seconds",
+            "How long a running job has run",
+            progress_seconds.clone(),
+        );
         Metrics {
             registry,
             last_success,
@@ -144,7 +233,18 @@ impl Metrics {
             running,
             jobs,
             skipped,
+            drill_ok,
+            drill_time,
+            drill_recovery,
+            drill_rpo,
+            rpo_age,
+            rpo_breached,
+            progress_plain,
+            progress_stored,
+            progress_seconds,
             successes: Mutex::new(BTreeMap::new()),
+            tracked: Mutex::new(BTreeMap::new()),
+            next_track: AtomicU64::new(0),
         }
     }
 
@@ -190,14 +290,7 @@ impl Metrics {
         duration_s: f64,
         report: Option<&BackupReport>,
     ) {
-        self.running.get_or_create(&Metrics::source(source)).dec();
-        self.jobs
-            .get_or_create(&JobLabels {
-                source: source.to_owned(),
-                kind: kind.as_str().to_owned(),
-                status: status.as_str().to_owned(),
-            })
-            .inc();
+        self.job_counted(source, kind, status);
         self.set_last(
             source,
             status,
@@ -217,6 +310,81 @@ impl Metrics {
         if status == JobStatus::Ok {
             self.set_success(source, finished_at);
         }
+    }
+
+    /// A job of `source` ended: no longer running, counted by kind and status.
+    pub fn job_counted(&self, source: &str, kind: JobKind, status: JobStatus) {
+        self.running.get_or_create(&Metrics::source(source)).dec();
+        self.jobs
+            .get_or_create(&JobLabels {
+                source: source.to_owned(),
+                kind: kind.as_str().to_owned(),
+                status: status.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Follows the progress of a running job until [`Self::untrack`].
+    pub fn track(&self, source: &str, kind: &str, progress: Arc<Progress>) -> u64 {
+        let n = self.next_track.fetch_add(1, Ordering::Relaxed);
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                n,
+                Tracked {
+                    source: source.to_owned(),
+                    kind: kind.to_owned(),
+                    progress,
+                },
+            );
+        n
+    }
+
+    pub fn untrack(&self, n: u64) {
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&n);
+    }
+
+    /// A drill ended (or, at start-up, one from the history).
+    pub fn drill_ended(&self, report: &DrillReport) {
+        let labels = TargetLabels {
+            source: report.source.clone(),
+            target: report.target.clone(),
+        };
+        self.drill_ok
+            .get_or_create(&labels)
+            .set(i64::from(report.ok));
+        self.drill_time
+            .get_or_create(&labels)
+            .set(report.started_at.timestamp_millis() as f64 / 1000.0);
+        self.drill_recovery
+            .get_or_create(&labels)
+            .set(report.timings.recovery_s);
+        if let Some(rpo) = report.rpo_seconds {
+            self.drill_rpo.get_or_create(&labels).set(rpo);
+        }
+    }
+
+    /// Seeds the drill series from a saved report, oldest first.
+    pub fn seed_drill(&self, saved: &crate::state::DrillReport) {
+        match serde_json::from_value::<DrillReport>(saved.report.clone()) {
+            Ok(report) => self.drill_ended(&report),
+            Err(e) => tracing::warn!(report = saved.id.0, error = %e, "drill report not read"),
+        }
+    }
+
+    /// The RPO watch's finding for `source`.
+    pub fn rpo(&self, source: &str, age_s: Option<f64>, breached: bool) {
+        let labels = Metrics::source(source);
+        if let Some(age) = age_s {
+            self.rpo_age.get_or_create(&labels).set(age);
+        }
+        self.rpo_breached
+            .get_or_create(&labels)
+            .set(i64::from(breached));
     }
 
     /// `slots` slots of `source` passed while its previous job ran.
@@ -265,6 +433,32 @@ impl Metrics {
                 self.newest_good_age
                     .get_or_create(&Metrics::source(source))
                     .set(seconds(now - *at).max(0.0));
+            }
+        }
+        {
+            let tracked = self
+                .tracked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.progress_plain.clear();
+            self.progress_stored.clear();
+            self.progress_seconds.clear();
+            for t in tracked.values() {
+                let labels = RunningLabels {
+                    source: t.source.clone(),
+                    kind: t.kind.clone(),
+                };
+                let bytes =
+                    |a: &AtomicU64| i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+                self.progress_plain
+                    .get_or_create(&labels)
+                    .set(bytes(&t.progress.plain_bytes));
+                self.progress_stored
+                    .get_or_create(&labels)
+                    .set(bytes(&t.progress.stored_bytes));
+                self.progress_seconds
+                    .get_or_create(&labels)
+                    .set(t.progress.elapsed().as_secs_f64());
             }
         }
         let mut out = String::new();

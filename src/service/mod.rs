@@ -1,29 +1,34 @@
-//! `coffre serve`: the long-running service that backs up each source on its schedule.
+//! `coffre serve`: the long-running service that runs each schedule of the configuration:
+//! every source's backups (`schedule`), its drills (`[drills.NAME] schedule`), and pruning
+//! and healing of every source (`[service] prune_schedule`, `heal_schedule`); it watches
+//! each source's `rpo_hours` and sends alerts ([`alerts`]).
 //!
 //! Start-up: the state store is opened (`state_dir/state.db`) and jobs a dead process left
 //! `running` become `interrupted`; each source's leftovers of killed runs are removed under
-//! its lock; the probes listen on `[service] listen`; then each scheduled source runs once a
-//! slot missed within `catch_up_window_hours`, and from then on sleeps until its next slot
-//! plus its jitter ([`crate::schedule`]).
+//! its lock; the probes listen on `[service] listen`; then each schedule runs once a slot
+//! missed within `catch_up_window_hours`, and from then on sleeps until its next slot plus
+//! its jitter ([`crate::schedule`]).
 //!
-//! No overlap: each source has one task that runs its jobs one after the other, so slots
-//! that pass while a backup runs are skipped (logged and counted); the per-source file lock
-//! also keeps a CLI backup and a scheduled one apart. A semaphore bounds the jobs running at
-//! once over all sources (`max_concurrent_jobs`). Every job is recorded in the state store
-//! when it starts and when it ends, and the slot it served becomes the schedule's last run.
+//! No overlap: each schedule has one task that runs its jobs one after the other, so slots
+//! that pass while a job runs are skipped (logged and counted); the per-source file locks
+//! also keep a CLI job and a scheduled one apart. A semaphore bounds the jobs running at
+//! once (`max_concurrent_jobs`). Every job is recorded in the state store when it starts
+//! and when it ends, and the slot it served becomes the schedule's last run.
 //!
 //! Shutdown (SIGTERM or SIGINT): no new job starts; running ones get `shutdown_grace_secs` to
 //! end, then are cancelled. Cancelling drops the backup: its uploads are abandoned (S3
 //! multipart uploads aborted, fs temporary files removed) and no manifest is written, so
 //! nothing partial is ever listed; the job is recorded `interrupted`. The process exits 0.
 
+pub mod alerts;
 pub mod http;
+mod jobs;
 pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
@@ -32,11 +37,10 @@ use tracing::Instrument as _;
 
 use crate::config::ConfigError;
 use crate::pipeline::Context;
-use crate::pipeline::backup::{BackupOptions, run_backup};
-use crate::pipeline::lock::{LockError, SourceLock, clean_leftovers};
-use crate::progress::Progress;
-use crate::schedule::{Schedule, ScheduleError};
-use crate::state::{JobEnd, JobFilter, JobKind, JobStatus, State, StateError};
+use crate::pipeline::lock::{SourceLock, clean_leftovers};
+use crate::schedule::Schedule;
+use crate::state::{JobFilter, State, StateError};
+use alerts::{AlertError, Alerter};
 
 pub use http::{Shared, router};
 
@@ -47,11 +51,15 @@ pub enum ServiceError {
     State(#[from] StateError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("config {file}: [sources.{source_name}] {error}", file = file.display())]
+    #[error("config {file}: {problem}", file = file.display())]
     Schedule {
         file: std::path::PathBuf,
-        source_name: String,
-        error: ScheduleError,
+        problem: String,
+    },
+    #[error("config {file}: {error}", file = file.display())]
+    Alerts {
+        file: std::path::PathBuf,
+        error: AlertError,
     },
     #[error(
         "config {file}: [service] listen {addr}: cannot listen: {source} (is another coffre \
@@ -70,9 +78,37 @@ pub enum ServiceError {
     },
 }
 
-/// The name under which a source's backup schedule records its last run.
-fn schedule_key(source: &str) -> String {
-    format!("backup:{source}")
+/// A scheduled job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Task {
+    /// A backup of a source (anonymized when the source says so).
+    Backup(String),
+    /// A restore drill of a source.
+    Drill(String),
+    /// `coffre prune` over every source.
+    Prune,
+    /// `coffre heal` over every source.
+    Heal,
+}
+
+impl Task {
+    /// The name its last run is recorded under, and its jitter is drawn from.
+    fn key(&self) -> String {
+        match self {
+            Task::Backup(source) => format!("backup:{source}"),
+            Task::Drill(source) => format!("drill:{source}"),
+            Task::Prune => "prune".to_owned(),
+            Task::Heal => "heal".to_owned(),
+        }
+    }
+
+    /// The source it works on (`*`: every source), for logs, history and metrics.
+    fn source(&self) -> &str {
+        match self {
+            Task::Backup(source) | Task::Drill(source) => source,
+            Task::Prune | Task::Heal => "*",
+        }
+    }
 }
 
 /// What every job of the service shares.
@@ -81,6 +117,7 @@ struct Env {
     state: Mutex<State>,
     shared: Arc<Shared>,
     permits: Semaphore,
+    alerts: Alerter,
 }
 
 impl Env {
@@ -93,11 +130,55 @@ impl Env {
     }
 }
 
+/// Every schedule of the configuration, parsed in `[service] time_zone` with its jitter; or
+/// the first that does not parse, with where it is written.
+fn schedules(ctx: &Context) -> Result<Vec<(Task, Schedule)>, String> {
+    let config = &ctx.config;
+    let mut wanted: Vec<(Task, &str, String)> = Vec::new();
+    for (name, source) in &config.sources {
+        if let Some(expr) = source.schedule() {
+            wanted.push((
+                Task::Backup(name.clone()),
+                expr,
+                format!("[sources.{name}] schedule"),
+            ));
+        }
+    }
+    for (name, drill) in &config.drills {
+        if let Some(expr) = &drill.schedule {
+            wanted.push((
+                Task::Drill(name.clone()),
+                expr,
+                format!("[drills.{name}] schedule"),
+            ));
+        }
+    }
+    if let Some(expr) = &config.service.prune_schedule {
+        wanted.push((Task::Prune, expr, "[service] prune_schedule".to_owned()));
+    }
+    if let Some(expr) = &config.service.heal_schedule {
+        wanted.push((Task::Heal, expr, "[service] heal_schedule".to_owned()));
+    }
+    wanted
+        .into_iter()
+        .map(|(task, expr, what)| {
+            let schedule = config
+                .schedule_for(expr)
+                .map_err(|error| format!("{what}: {error}"))?;
+            Ok((task, schedule))
+        })
+        .collect()
+}
+
 /// Runs the service until SIGTERM or SIGINT; see the module documentation.
 pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     let mut signals =
         Signals::install().map_err(|(signal, source)| ServiceError::Signal { signal, source })?;
     let config = &ctx.config;
+    let alerts = Alerter::new(&config.alerts).map_err(|error| ServiceError::Alerts {
+        file: config.file.clone(),
+        error,
+    })?;
     let state = State::open_in(&config.state_dir)?;
     let interrupted = state.mark_running_as_interrupted(Utc::now())?;
     if interrupted > 0 {
@@ -107,27 +188,25 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
         );
     }
 
-    let mut schedules = Vec::new();
-    for name in config.sources.keys() {
-        if let Some(parsed) = config.schedule_of(name) {
-            let schedule = parsed.map_err(|error| ServiceError::Schedule {
-                file: config.file.clone(),
-                source_name: name.clone(),
-                error,
-            })?;
-            schedules.push((name.clone(), schedule));
-        }
-    }
+    let schedules = schedules(&ctx).map_err(|problem| ServiceError::Schedule {
+        file: config.file.clone(),
+        problem,
+    })?;
 
     let shared = Arc::new(Shared::default());
     for name in config.sources.keys() {
-        let kind = job_kind(&ctx, name)?;
+        let kind = jobs::backup_kind(&ctx, name)?;
         let filter = JobFilter::default().source(name).kind(kind).limit(1);
         let last = state.jobs(&filter)?;
         let good = state.last_success(name, kind)?;
         shared.metrics.seed(name, last.first(), good.as_ref());
-        let scheduled = schedules.iter().any(|(n, _)| n == name);
+        let scheduled = schedules
+            .iter()
+            .any(|(t, _)| *t == Task::Backup(name.clone()));
         shared.metrics.add_source(name, scheduled);
+    }
+    for report in state.drill_reports(None, Some(100))?.iter().rev() {
+        shared.metrics.seed_drill(report);
     }
 
     let listener = tokio::net::TcpListener::bind(&config.service.listen)
@@ -151,8 +230,8 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     let now = Utc::now();
     let window = Duration::from_secs(config.service.catch_up_window_hours.saturating_mul(3600));
     let mut catch_ups = Vec::new();
-    for (name, schedule) in &schedules {
-        let last = state.last_run(&schedule_key(name))?;
+    for (task, schedule) in &schedules {
+        let last = state.last_run(&task.key())?;
         catch_ups.push(schedule.missed_since(last, now, window));
     }
     let grace = Duration::from_secs(config.service.shutdown_grace_secs);
@@ -162,19 +241,23 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
         state: Mutex::new(state),
         shared: shared.clone(),
         permits,
+        alerts,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = JoinSet::new();
-    for ((name, schedule), catch_up) in schedules.into_iter().zip(catch_ups) {
-        tracing::info!(source = %name, schedule = %schedule, catch_up = ?catch_up, "scheduled");
-        let span = tracing::info_span!("schedule", source = %name);
+    let scheduled = schedules.len();
+    for ((task, schedule), catch_up) in schedules.into_iter().zip(catch_ups) {
+        tracing::info!(job = %task.key(), schedule = %schedule, catch_up = ?catch_up, "scheduled");
+        let span = tracing::info_span!("schedule", job = %task.key());
         loops.spawn(
-            source_loop(env.clone(), name, schedule, catch_up, stop_rx.clone()).instrument(span),
+            task_loop(env.clone(), task, schedule, catch_up, stop_rx.clone()).instrument(span),
         );
     }
+    // The RPO watch only reads: it is aborted, not waited for, at shutdown.
+    let rpo = tokio::spawn(jobs::watch_rpo(env.clone(), stop_rx.clone()));
     shared.ready.store(true, Ordering::Release);
-    tracing::info!(sources = loops.len(), "service ready");
+    tracing::info!(schedules = scheduled, "service ready");
 
     let signal = signals.next().await;
     tracing::info!(
@@ -184,6 +267,7 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     );
     shared.ready.store(false, Ordering::Release);
     stop_tx.send_replace(true);
+    rpo.abort();
     let all_ended =
         tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
             .await
@@ -226,15 +310,6 @@ impl Signals {
     }
 }
 
-/// The kind of the jobs of `source`: anonymized when the source says `anonymize = true`.
-fn job_kind(ctx: &Context, source: &str) -> Result<JobKind, ConfigError> {
-    Ok(if ctx.config.source(source)?.anonymize() {
-        JobKind::AnonymizedBackup
-    } else {
-        JobKind::Backup
-    })
-}
-
 /// Removes the leftovers of killed runs of `source` under its lock (skipped, with a log,
 /// when another process holds it: that one cleans up itself).
 async fn clean_at_start(ctx: &Context, source: &str) {
@@ -251,17 +326,17 @@ async fn clean_at_start(ctx: &Context, source: &str) {
     }
 }
 
-/// One source's schedule: the catch-up slot if any, then every slot until told to stop.
-async fn source_loop(
+/// One schedule: the catch-up slot if any, then every slot until told to stop.
+async fn task_loop(
     env: Arc<Env>,
-    name: String,
+    task: Task,
     schedule: Schedule,
     catch_up: Option<DateTime<Utc>>,
     mut stop: watch::Receiver<bool>,
 ) {
     if let Some(slot) = catch_up {
         tracing::info!(slot = %slot, "running a slot missed while the service was down");
-        if !run_slot(&env, &name, slot, &mut stop).await {
+        if !run_slot(&env, &task, slot, &mut stop).await {
             return;
         }
     }
@@ -271,13 +346,13 @@ async fn source_loop(
             tracing::warn!(schedule = %schedule, "the schedule has no further slot");
             return;
         };
-        let start = schedule.start_time(slot, &name);
+        let start = schedule.start_time(slot, &task.key());
         let wait = (start - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if !run_slot(&env, &name, slot, &mut stop).await {
+        if !run_slot(&env, &task, slot, &mut stop).await {
             return;
         }
         let now = Utc::now();
@@ -285,9 +360,9 @@ async fn source_loop(
         if skipped > 0 {
             tracing::warn!(
                 skipped,
-                "slots passed while the backup ran: skipped (one backup of a source at a time)"
+                "slots passed while the job ran: skipped (one job of a schedule at a time)"
             );
-            env.shared.metrics.slots_skipped(&name, skipped);
+            env.shared.metrics.slots_skipped(task.source(), skipped);
         }
         // Never serve a slot twice, even if the clock woke us a little early.
         after = now.max(slot);
@@ -308,10 +383,10 @@ fn passed_slots(schedule: &Schedule, slot: DateTime<Utc>, now: DateTime<Utc>) ->
     count
 }
 
-/// Waits for a permit, then runs the backup of `slot`; false when told to stop first.
+/// Waits for a permit, then runs the job of `slot`; false when told to stop first.
 async fn run_slot(
     env: &Env,
-    name: &str,
+    task: &Task,
     slot: DateTime<Utc>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -325,98 +400,16 @@ async fn run_slot(
     if *stop.borrow() {
         return false;
     }
-    run_backup_job(env, name, slot).await;
-    true
-}
-
-/// One scheduled backup of `name`, recorded in the state store and the metrics.
-async fn run_backup_job(env: &Env, name: &str, slot: DateTime<Utc>) {
-    // Another process (a CLI backup, prune or heal) writing this source: skip, no overlap.
-    match SourceLock::acquire(&env.ctx.config.state_dir, name) {
-        Ok(lock) => drop(lock),
-        Err(e @ LockError::Busy { .. }) => {
-            tracing::warn!(slot = %slot, reason = %e, "slot skipped: the source is busy");
-            env.shared.metrics.slots_skipped(name, 1);
-            return;
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot check the source lock"),
+    match task {
+        Task::Backup(source) => jobs::backup(env, source, slot).await,
+        Task::Drill(source) => jobs::drill(env, source).await,
+        Task::Prune => jobs::prune(env).await,
+        Task::Heal => jobs::heal(env).await,
     }
-    let kind = match job_kind(&env.ctx, name) {
-        Ok(kind) => kind,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the backup");
-            return;
-        }
-    };
-    let started_at = Utc::now();
-    let started = Instant::now();
-    let id = env
-        .state(|s| s.record_job_start(kind, name, started_at))
-        .inspect_err(|e| tracing::error!(error = %e, "cannot record the start of the job"))
-        .ok();
-    env.shared.metrics.job_started(name);
-    tracing::info!(slot = %slot, job = ?id.map(|id| id.0), "scheduled backup started");
-
-    let result = run_backup(&env.ctx, name, BackupOptions::default(), Progress::new()).await;
-
-    let finished_at = Utc::now();
-    let duration_s = started.elapsed().as_secs_f64();
-    let (end, report) = match result {
-        Ok(report) => {
-            let end = JobEnd::from_backup_report(&report, finished_at).unwrap_or_else(|e| JobEnd {
-                status: report.status.into(),
-                finished_at,
-                bytes: Some(report.stored_bytes),
-                error: report
-                    .error
-                    .clone()
-                    .or_else(|| Some(format!("report not kept: {e}"))),
-                details: None,
-            });
-            (end, Some(report))
-        }
-        Err(e) => (
-            JobEnd {
-                status: JobStatus::Failed,
-                finished_at,
-                bytes: None,
-                error: Some(e.to_string()),
-                details: None,
-            },
-            None,
-        ),
-    };
-    match end.status {
-        JobStatus::Ok => tracing::info!(
-            job = ?id.map(|id| id.0),
-            backup = report.as_ref().map(|r| r.id.as_str()),
-            bytes = end.bytes,
-            duration_s,
-            "scheduled backup ok"
-        ),
-        status => tracing::error!(
-            job = ?id.map(|id| id.0),
-            status = %status,
-            error = end.error.as_deref().unwrap_or(""),
-            "scheduled backup did not store a whole backup"
-        ),
-    }
-    if let Some(id) = id
-        && let Err(e) = env.state(|s| s.record_job_end(id, &end))
-    {
-        tracing::error!(error = %e, "cannot record the end of the job");
-    }
-    if let Err(e) = env.state(|s| s.set_last_run(&schedule_key(name), slot)) {
+    if let Err(e) = env.state(|s| s.set_last_run(&task.key(), slot)) {
         tracing::error!(error = %e, "cannot record the last run of the schedule");
     }
-    env.shared.metrics.job_ended(
-        name,
-        kind,
-        end.status,
-        finished_at,
-        duration_s,
-        report.as_ref(),
-    );
+    true
 }
 
 #[cfg(test)]

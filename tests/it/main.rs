@@ -1,6 +1,7 @@
 //! One integration-test binary against real PostgreSQL and S3 servers
 //! (started by `scripts/test.sh`).
 
+mod alerts;
 mod anonymize;
 mod docs;
 mod drill;

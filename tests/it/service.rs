@@ -12,7 +12,7 @@ use crate::harness::{BIN, Target, Workspace};
 use crate::interrupted::{random_blobs, walkdir};
 
 /// A port nobody listens on now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 }
 
 /// A small SQLite database with one table.
-fn small_db(path: &Path, rows: i64) {
+pub(crate) fn small_db(path: &Path, rows: i64) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
         .expect("schema");
@@ -34,7 +34,7 @@ fn small_db(path: &Path, rows: i64) {
 }
 
 /// `GET path` on 127.0.0.1:port: (status, body), or `None` if nothing answers.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -53,24 +53,30 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// Starts `coffre serve`, its logs in `serve-N.log` of the workspace.
-fn start(ws: &Workspace, n: u32) -> Child {
+pub(crate) fn start(ws: &Workspace, n: u32) -> Child {
+    start_with_env(ws, n, &[])
+}
+
+/// Same, with extra environment variables.
+pub(crate) fn start_with_env(ws: &Workspace, n: u32, env: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(ws.path(&format!("serve-{n}.log"))).expect("log file");
     Command::new(BIN)
         .arg("--config")
         .arg(&ws.config)
         .arg("serve")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("spawn coffre serve")
 }
 
-fn logs(ws: &Workspace, n: u32) -> String {
+pub(crate) fn logs(ws: &Workspace, n: u32) -> String {
     std::fs::read_to_string(ws.path(&format!("serve-{n}.log"))).unwrap_or_default()
 }
 
 /// Waits until `/readyz` answers 200.
-fn wait_ready(ws: &Workspace, child: &mut Child, port: u16, n: u32) {
+pub(crate) fn wait_ready(ws: &Workspace, child: &mut Child, port: u16, n: u32) {
     let started = Instant::now();
     loop {
         if let Some((200, _)) = http_get(port, "/readyz") {
@@ -89,7 +95,7 @@ fn wait_ready(ws: &Workspace, child: &mut Child, port: u16, n: u32) {
 }
 
 /// Sends SIGTERM and waits for the exit code, at most `within`.
-fn terminate(ws: &Workspace, mut child: Child, within: Duration, n: u32) -> i32 {
+pub(crate) fn terminate(ws: &Workspace, mut child: Child, within: Duration, n: u32) -> i32 {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -114,18 +120,18 @@ fn terminate(ws: &Workspace, mut child: Child, within: Duration, n: u32) -> i32 
 
 /// A job as the state store holds it.
 #[derive(Debug)]
-struct JobRow {
-    source: String,
-    kind: String,
-    status: String,
-    started_at: String,
-    finished_at: Option<String>,
-    error: Option<String>,
-    backup_id: Option<String>,
+pub(crate) struct JobRow {
+    pub(crate) source: String,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) backup_id: Option<String>,
 }
 
 /// Every job of the state store (opened read-only), oldest first.
-fn jobs(ws: &Workspace) -> Vec<JobRow> {
+pub(crate) fn jobs(ws: &Workspace) -> Vec<JobRow> {
     let path = ws.path("state/state.db");
     let Ok(conn) =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
