@@ -8,6 +8,7 @@ mod fixture;
 mod harness;
 mod integrity;
 mod interrupted;
+mod mysql;
 mod policy;
 mod regions;
 mod retention;
