@@ -7,6 +7,7 @@
 //! and keeps per-table [`TableStats`] so that a restore can be checked.
 
 pub mod copy_text;
+pub mod mysql_rows;
 pub mod pg_plain;
 pub mod sqlite_rows;
 pub mod sqlite_sql;

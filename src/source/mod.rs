@@ -4,6 +4,7 @@
 //! Both sides are blocking code meant to run on their own thread
 //! (`tokio::task::spawn_blocking`), joined to the async stages by bounded channels.
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::dump::{DumpError, DumpStats, RowTransform};
 
+pub use mysql::MysqlDatabase;
 pub use postgres::PgDatabase;
 pub use sqlite::SqliteDatabase;
 

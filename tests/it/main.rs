@@ -10,6 +10,7 @@ mod fixture;
 mod harness;
 mod integrity;
 mod interrupted;
+mod mysql;
 mod policy;
 mod regions;
 mod retention;

@@ -1,0 +1,402 @@
+//! MySQL / MariaDB round trips against a real server (`COFFRE_TEST_MYSQL_URL`, by
+//! default root on 127.0.0.1:3306): the billing fixture dumped through
+//! `MysqlDatabase` and the streaming rewriter, restored by coffre and by hand with the
+//! `mysql` client, compared table by table with checksums computed by the server.
+//! An unreachable server fails the tests; it never skips them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use coffre::dump::{DumpStats, Identity, RowTransform, TableInfo, TransformError};
+use coffre::fixture::{Billing, TABLES, load_mysql};
+use coffre::source::{ChunkSink, Destination, MysqlDatabase, Source, SourceError};
+
+use crate::support;
+
+const SCALE: u64 = 40;
+
+/// The test server, reachable, or a loud failure.
+fn server() -> MysqlDatabase {
+    let url = std::env::var("COFFRE_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let db = MysqlDatabase::new(url);
+    if let Err(e) = db.query("SELECT 1") {
+        panic!(
+            "the MySQL/MariaDB test server {} is unreachable: {e}; start it, or point \
+             COFFRE_TEST_MYSQL_URL at one",
+            db.redacted_url()
+        );
+    }
+    db
+}
+
+/// A throwaway database, dropped on drop.
+struct MyDb {
+    admin: MysqlDatabase,
+    name: String,
+    db: MysqlDatabase,
+}
+
+impl MyDb {
+    fn create(prefix: &str) -> MyDb {
+        let admin = server();
+        let name = support::unique(prefix);
+        admin
+            .query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .expect("create database");
+        let db = admin.with_database(&name).expect("url");
+        MyDb { admin, name, db }
+    }
+
+    fn billing(prefix: &str) -> MyDb {
+        let db = MyDb::create(prefix);
+        let stats = load_mysql(&db.db, SCALE).expect("load the fixture");
+        let want: Vec<(String, u64)> = Billing::new(SCALE)
+            .row_counts()
+            .into_iter()
+            .map(|(t, n)| (t.to_owned(), n))
+            .collect();
+        assert_eq!(stats.tables, want);
+        db
+    }
+
+    fn one(&self, sql: &str) -> String {
+        let rows = self.db.query(sql).expect(sql);
+        rows.first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .query(&format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+struct VecSink(Vec<u8>);
+
+impl ChunkSink for VecSink {
+    fn send(&mut self, chunk: Vec<u8>) -> Result<(), SourceError> {
+        self.0.extend(chunk);
+        Ok(())
+    }
+}
+
+fn dump(db: &MysqlDatabase, transform: &mut dyn RowTransform) -> (Vec<u8>, DumpStats) {
+    let mut sink = VecSink(Vec::new());
+    let stats = db.dump(transform, &mut sink).expect("dump");
+    (sink.0, stats)
+}
+
+/// Restores through the `Destination` API, in pieces; returns what the restore saw.
+fn restore(dst: &MysqlDatabase, text: &[u8]) -> DumpStats {
+    dst.check_empty().expect("empty destination");
+    let mut session = dst.begin().expect("begin");
+    for piece in text.chunks(64 << 10) {
+        session.write(piece).expect("write");
+    }
+    let seen = session.end_input().expect("end").expect("stats");
+    session.commit().expect("commit");
+    seen
+}
+
+/// Per table: row count, CHECKSUM TABLE, an ordered SHA-256 of every value (hex,
+/// so NULL and '' differ) and the table definition; plus the views, routines and
+/// triggers.
+fn fingerprint(d: &MyDb, skip_column: Option<(&str, &str)>) -> BTreeMap<String, String> {
+    let mut fp = BTreeMap::new();
+    for table in TABLES {
+        let cols =
+            d.db.query(&format!(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = \
+                 DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"
+            ))
+            .expect("columns");
+        let exprs: Vec<String> = cols
+            .iter()
+            .map(|c| c[0].clone())
+            .filter(|c| skip_column != Some((table, c.as_str())))
+            .map(|c| format!("IFNULL(HEX(`{c}`), 'null')"))
+            .collect();
+        let content = d.one(&format!(
+            "SET SESSION group_concat_max_len = 1073741824; \
+             SELECT SHA2(GROUP_CONCAT(CONCAT_WS(',', {}) ORDER BY id SEPARATOR ';'), 256) \
+             FROM `{table}`",
+            exprs.join(", ")
+        ));
+        fp.insert(format!("{table} content"), content);
+        fp.insert(
+            format!("{table} rows"),
+            d.one(&format!("SELECT count(*) FROM `{table}`")),
+        );
+        if skip_column.is_none_or(|(t, _)| t != *table) {
+            let checksum =
+                d.db.query(&format!("CHECKSUM TABLE `{table}`"))
+                    .expect("checksum");
+            fp.insert(format!("{table} checksum"), checksum[0][1].clone());
+        }
+        let ddl =
+            d.db.query(&format!("SHOW CREATE TABLE `{table}`"))
+                .expect("ddl");
+        fp.insert(format!("{table} ddl"), ddl[0][1].clone());
+    }
+    for (what, sql) in [
+        (
+            "views",
+            "SELECT GROUP_CONCAT(table_name, ':', view_definition) FROM \
+             information_schema.views WHERE table_schema = DATABASE()",
+        ),
+        (
+            "routines",
+            "SELECT GROUP_CONCAT(routine_name, ':', routine_definition) FROM \
+             information_schema.routines WHERE routine_schema = DATABASE()",
+        ),
+        (
+            "triggers",
+            "SELECT GROUP_CONCAT(trigger_name, ':', action_statement) FROM \
+             information_schema.triggers WHERE trigger_schema = DATABASE()",
+        ),
+    ] {
+        // information_schema names the database in view bodies.
+        let text = d.one(sql).replace(&format!("`{}`.", d.name), "");
+        fp.insert(what.to_owned(), text);
+    }
+    fp
+}
+
+fn assert_same(want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) {
+    for (k, v) in want {
+        assert_eq!(got.get(k), Some(v), "{k}");
+    }
+    assert_eq!(want.len(), got.len());
+}
+
+#[test]
+fn billing_round_trips_through_dump_and_restore() {
+    let src = MyDb::billing("coffre_my_rt_src_");
+    let want = fingerprint(&src, None);
+    assert_ne!(want["views"], "NULL");
+    assert_ne!(want["routines"], "NULL");
+    assert_ne!(want["triggers"], "NULL");
+    let (text, stats) = dump(&src.db, &mut Identity);
+    // mysqldump writes the tables in name order.
+    let mut counts: Vec<(&str, u64)> = stats
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t.rows))
+        .collect();
+    counts.sort();
+    let mut generated = Billing::new(SCALE).row_counts();
+    generated.sort();
+    assert_eq!(counts, generated);
+    let clients = stats.tables.iter().find(|t| t.name == "clients");
+    assert_eq!(clients.map(|t| t.columns.len()), Some(17));
+
+    let dst = MyDb::create("coffre_my_rt_dst_");
+    let seen = restore(&dst.db, &text);
+    assert_eq!(
+        seen, stats,
+        "the restore counts and checksums what the backup did"
+    );
+    assert_same(&want, &fingerprint(&dst, None));
+    let names: Vec<(String, String)> = stats
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    let restored = dst.db.count_rows(&names).expect("count");
+    let expected: Vec<u64> = stats.tables.iter().map(|t| t.rows).collect();
+    assert_eq!(restored, expected);
+
+    // A second dump of the restored database is the same text.
+    let (again, again_stats) = dump(&dst.db, &mut Identity);
+    assert_eq!(again_stats, stats);
+    // Up to the database names in comments and the definers' hosts.
+    let lines = |t: &[u8], name: &str| -> Vec<String> {
+        String::from_utf8_lossy(t)
+            .lines()
+            .filter(|l| !l.starts_with("-- Host:") && !l.contains("DEFINER"))
+            .map(|l| l.replace(name, "DB"))
+            .collect()
+    };
+    let (a, b) = (lines(&again, &dst.name), lines(&text, &src.name));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x == y, "the second dump differs:\n{x}\n{y}");
+    }
+}
+
+/// Upper-cases `clients.nom` (the only column it asks for) and records the notes it
+/// is not allowed to see.
+struct UpperNom {
+    mask: Vec<bool>,
+    nom: usize,
+    rows: u64,
+}
+
+impl RowTransform for UpperNom {
+    fn begin_table(&mut self, table: &TableInfo) -> Result<bool, TransformError> {
+        if table.name != "clients" {
+            return Ok(false);
+        }
+        self.nom = table
+            .columns
+            .iter()
+            .position(|c| c == "nom")
+            .ok_or_else(|| TransformError("no column nom".into()))?;
+        self.mask = table.columns.iter().map(|c| c == "nom").collect();
+        Ok(true)
+    }
+    fn transform_row(
+        &mut self,
+        _table: &TableInfo,
+        fields: &mut [Option<Vec<u8>>],
+    ) -> Result<(), TransformError> {
+        for (i, f) in fields.iter_mut().enumerate() {
+            if i == self.nom {
+                if let Some(v) = f {
+                    *v = String::from_utf8_lossy(v).to_uppercase().into_bytes();
+                }
+            } else if f.is_some() {
+                return Err(TransformError(format!("column {i} was decoded")));
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+    fn column_mask(&self) -> Option<&[bool]> {
+        Some(&self.mask)
+    }
+}
+
+/// Records every decoded field of `clients`.
+struct Collect(Vec<Vec<Option<Vec<u8>>>>);
+
+impl RowTransform for Collect {
+    fn begin_table(&mut self, table: &TableInfo) -> Result<bool, TransformError> {
+        Ok(table.name == "clients")
+    }
+    fn transform_row(
+        &mut self,
+        _table: &TableInfo,
+        fields: &mut [Option<Vec<u8>>],
+    ) -> Result<(), TransformError> {
+        self.0.push(fields.to_vec());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_transform_rewrites_rows_on_the_way() {
+    let src = MyDb::billing("coffre_my_tr_src_");
+
+    // The decoder reads back exactly what the generator wrote (tabs, newlines,
+    // backslashes, quotes, emoji, NULL next to '').
+    let mut collect = Collect(Vec::new());
+    dump(&src.db, &mut collect);
+    let clients: Vec<_> = Billing::new(SCALE).clients().collect();
+    assert_eq!(collect.0.len(), clients.len());
+    for (fields, c) in collect.0.iter().zip(&clients) {
+        assert_eq!(
+            fields[15].as_deref(),
+            c.notes.as_deref().map(str::as_bytes),
+            "client {}",
+            c.id
+        );
+        assert_eq!(fields[4].as_deref(), Some(c.nom.as_bytes()));
+        assert_eq!(
+            fields[16].as_deref(),
+            Some(format!("{}", c.cree_le).as_bytes())
+        );
+    }
+    assert!(clients.iter().any(|c| c.notes.as_deref() == Some("")));
+    assert!(clients.iter().any(|c| c.notes.is_none()));
+
+    let mut upper = UpperNom {
+        mask: Vec::new(),
+        nom: 0,
+        rows: 0,
+    };
+    let (text, stats) = dump(&src.db, &mut upper);
+    assert_eq!(upper.rows, SCALE);
+    let dst = MyDb::create("coffre_my_tr_dst_");
+    assert_eq!(restore(&dst.db, &text), stats);
+    assert_eq!(
+        dst.one("SELECT count(*) FROM clients WHERE BINARY nom <> BINARY UPPER(nom)"),
+        "0"
+    );
+    assert_ne!(
+        src.one("SELECT count(*) FROM clients WHERE BINARY nom <> BINARY UPPER(nom)"),
+        "0"
+    );
+    assert_eq!(
+        dst.one("SELECT nom FROM clients WHERE id = 19"),
+        "D'ALMEIDA"
+    );
+    // Everything else is as it was.
+    assert_same(
+        &fingerprint(&src, Some(("clients", "nom"))),
+        &fingerprint(&dst, Some(("clients", "nom"))),
+    );
+}
+
+#[test]
+fn the_dump_restores_by_hand_with_the_mysql_client() {
+    let src = MyDb::billing("coffre_my_hand_src_");
+    let (text, _) = dump(&src.db, &mut Identity);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("dump.sql");
+    std::fs::write(&file, &text).expect("write dump");
+    let dst = MyDb::create("coffre_my_hand_dst_");
+    // `mysql billing < dump.sql`, with the connection options of the test server.
+    let (mut cmd, _defaults) = dst.db.command(Path::new("mysql")).expect("command");
+    let out = cmd
+        .arg(&dst.name)
+        .stdin(Stdio::from(std::fs::File::open(&file).expect("open")))
+        .output()
+        .expect("run mysql");
+    assert!(
+        out.status.success(),
+        "mysql < dump.sql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&fingerprint(&src, None), &fingerprint(&dst, None));
+}
+
+#[test]
+fn a_failed_restore_leaves_nothing_behind() {
+    let src = MyDb::billing("coffre_my_ab_src_");
+    let (text, _) = dump(&src.db, &mut Identity);
+    let dst = MyDb::create("coffre_my_ab_dst_");
+    dst.db
+        .query("CREATE TABLE mine (id INT PRIMARY KEY); INSERT INTO mine VALUES (1)")
+        .expect("a table of its own");
+    let e = dst.db.check_empty().expect_err("not empty");
+    assert!(e.to_string().contains("1 tables, 0 views"), "{e}");
+    let mut session = dst.db.begin().expect("begin");
+    // The text is cut inside the rows of a table: a truncated backup.
+    let at = |needle: &[u8]| text.windows(needle.len()).position(|w| w == needle);
+    let cut = at(b"INSERT INTO `factures`").expect("factures rows") + 300;
+    session.write(&text[..cut]).expect("write");
+    let e = session.end_input().expect_err("truncated");
+    assert!(e.to_string().contains("truncated"), "{e}");
+    session.abort();
+    let left = dst
+        .db
+        .query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
+             UNION ALL SELECT routine_name FROM information_schema.routines \
+             WHERE routine_schema = DATABASE()",
+        )
+        .expect("list");
+    assert_eq!(
+        left,
+        [vec!["mine".to_owned()]],
+        "only what was there before"
+    );
+}
