@@ -426,6 +426,9 @@ fn nearest_table(key: &str, schema: &SchemaInfo, names: &[String]) -> String {
         None if schema.dialect == Dialect::Sqlite && !key.starts_with("main.") => {
             " (SQLite tables are \"main.table\")".to_owned()
         }
+        None if schema.dialect == Dialect::Mysql => {
+            " (MySQL tables are \"database.table\", the database of the source's url)".to_owned()
+        }
         None => String::new(),
     }
 }
@@ -550,9 +553,11 @@ fn makes(rule_name: &str) -> Makes {
 }
 
 /// Whether a column of `kind` holds what a rule that `makes` writes. SQLite stores
-/// dates, decimals, JSON documents and arrays (as JSON) in TEXT columns.
+/// dates, decimals, JSON documents and arrays (as JSON) in TEXT columns; MySQL has no
+/// arrays (lists are JSON arrays) and MariaDB's JSON is a LONGTEXT.
 fn holds(kind: &TypeKind, makes: Makes, dialect: Dialect) -> bool {
     let sqlite = dialect == Dialect::Sqlite;
+    let json_in_text = sqlite || dialect == Dialect::Mysql;
     match makes {
         Makes::Same => true,
         _ if *kind == TypeKind::Any => true,
@@ -566,10 +571,10 @@ fn holds(kind: &TypeKind, makes: Makes, dialect: Dialect) -> bool {
                 || (sqlite && *kind == TypeKind::Text)
         }
         Makes::Ip => matches!(kind, TypeKind::Inet | TypeKind::Text),
-        Makes::Json => *kind == TypeKind::Json || (sqlite && *kind == TypeKind::Text),
+        Makes::Json => *kind == TypeKind::Json || (json_in_text && *kind == TypeKind::Text),
         Makes::Array => {
             matches!(kind, TypeKind::Array(_))
-                || (sqlite && matches!(kind, TypeKind::Text | TypeKind::Json))
+                || (json_in_text && matches!(kind, TypeKind::Text | TypeKind::Json))
         }
     }
 }
@@ -611,14 +616,16 @@ fn fits(rule: &Rule, column: &ColumnInfo, dialect: Dialect) -> Result<Option<Str
     Ok(None)
 }
 
-/// `n` of `character varying(n)` and `character(n)` (PostgreSQL enforces it; SQLite
-/// does not).
+/// `n` of `character varying(n)` and `character(n)` (PostgreSQL), `varchar(n)` and
+/// `char(n)` (MySQL in strict mode); SQLite does not enforce lengths.
 fn max_chars(column: &ColumnInfo, dialect: Dialect) -> Option<usize> {
-    if dialect != Dialect::Postgres {
-        return None;
-    }
+    let prefixes: &[&str] = match dialect {
+        Dialect::Postgres => &["character varying(", "character("],
+        Dialect::Mysql => &["varchar(", "char("],
+        Dialect::Sqlite => return None,
+    };
     let t = column.data_type.trim();
-    ["character varying(", "character("]
+    prefixes
         .iter()
         .find_map(|prefix| t.strip_prefix(prefix))
         .and_then(|rest| rest.strip_suffix(')'))

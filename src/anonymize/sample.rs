@@ -13,8 +13,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::policy::Policy;
 use super::rules::{Rule, detect_personal};
 use super::schema::{Dialect, SchemaInfo, TypeKind};
+use crate::dump::mysql_rows::quote_mysql_ident;
 use crate::dump::quote_ident;
-use crate::source::{PgDatabase, SourceError};
+use crate::source::{MysqlDatabase, PgDatabase, SourceError};
 
 /// Values read per kept column.
 pub const SAMPLE_ROWS: usize = 200;
@@ -137,6 +138,38 @@ pub fn sqlite_samples(
     Ok(out)
 }
 
+/// Reads samples from MySQL through its client (blocking), one query per column; values
+/// travel in hexadecimal, so that any byte survives the client's line output.
+pub fn mysql_samples(
+    db: &MysqlDatabase,
+    columns: &[(String, String, Vec<String>)],
+) -> Result<Vec<ColumnSample>, SourceError> {
+    let mut out = Vec::new();
+    for (schema, table, cols) in columns {
+        for c in cols {
+            let col = quote_mysql_ident(c);
+            let sql = format!(
+                "SELECT HEX({col}) FROM {} WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}",
+                quote_mysql_ident(table)
+            );
+            let values = db
+                .query(&sql)?
+                .into_iter()
+                .filter_map(|row| row.into_iter().next())
+                .filter_map(|h| hex::decode(h.trim()).ok())
+                .filter_map(|bytes| String::from_utf8(bytes).ok())
+                .collect();
+            out.push(ColumnSample {
+                schema: schema.clone(),
+                table: table.clone(),
+                column: c.clone(),
+                values,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Samples every kept text column of `schema` (blocking), from the database it
 /// describes.
 pub fn sample(
@@ -148,6 +181,7 @@ pub fn sample(
     match (schema.dialect, from) {
         (Dialect::Postgres, SampleFrom::Postgres(db)) => postgres_samples(db, &columns),
         (Dialect::Sqlite, SampleFrom::Sqlite(path)) => sqlite_samples(path, &columns),
+        (Dialect::Mysql, SampleFrom::Mysql(db)) => mysql_samples(db, &columns),
         _ => Ok(Vec::new()),
     }
 }
@@ -155,6 +189,7 @@ pub fn sample(
 /// Where samples come from.
 pub enum SampleFrom<'a> {
     Postgres(&'a PgDatabase),
+    Mysql(&'a MysqlDatabase),
     Sqlite(&'a Path),
 }
 

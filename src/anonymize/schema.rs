@@ -2,16 +2,17 @@
 //! each column's type, and whether it is unique, NOT NULL or generated.
 //!
 //! [`postgres_schema`] reads the catalog through `psql` (the tables `pg_dump` writes
-//! COPY blocks for); [`sqlite_schema`] reads the file with SQLite's own pragmas.
-//! [`ColumnInfo::kind`] sorts the type names of both into the few families the
-//! policy check needs.
+//! COPY blocks for); [`mysql_schema`] reads `information_schema` of the source's
+//! database (its name is the schema of the tables, as policies write them);
+//! [`sqlite_schema`] reads the file with SQLite's own pragmas. [`ColumnInfo::kind`]
+//! sorts the type names of all three into the few families the policy check needs.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 
-use crate::source::{PgDatabase, SourceError};
+use crate::source::{MysqlDatabase, PgDatabase, SourceError};
 
 /// Which kind of database a [`SchemaInfo`] describes; type names differ between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub enum Dialect {
     /// `data_type` is PostgreSQL's `format_type()` of the column (domains resolved to
     /// their base type): `text`, `character varying(10)`, `text[]`, `jsonb`, …
     Postgres,
+    /// `data_type` is MySQL's `COLUMN_TYPE`: `varchar(255)`, `bigint(20) unsigned`,
+    /// `decimal(12,2)`, `longtext` (MariaDB's JSON), `json` (MySQL's), …
+    Mysql,
     /// `data_type` is the declared type, as written in `CREATE TABLE` (maybe empty).
     Sqlite,
 }
@@ -108,6 +112,7 @@ impl ColumnInfo {
     pub fn kind(&self, dialect: Dialect) -> TypeKind {
         match dialect {
             Dialect::Postgres => postgres_kind(&self.data_type),
+            Dialect::Mysql => mysql_kind(&self.data_type),
             Dialect::Sqlite => sqlite_kind(&self.data_type),
         }
     }
@@ -144,6 +149,107 @@ fn postgres_kind(data_type: &str) -> TypeKind {
         "bytea" => TypeKind::Bytes,
         _ => TypeKind::Other,
     }
+}
+
+/// MySQL's and MariaDB's column types.
+fn mysql_kind(column_type: &str) -> TypeKind {
+    let t = column_type.trim().to_ascii_lowercase();
+    if t == "tinyint(1)" || t == "boolean" || t == "bool" {
+        return TypeKind::Boolean;
+    }
+    let base = t.split(['(', ' ']).next().unwrap_or_default().to_owned();
+    match base.as_str() {
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => TypeKind::Text,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => TypeKind::Integer,
+        "decimal" | "numeric" | "float" | "double" | "real" => TypeKind::Decimal,
+        "date" => TypeKind::Date,
+        "datetime" | "timestamp" => TypeKind::Timestamp,
+        "json" => TypeKind::Json,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => TypeKind::Bytes,
+        _ => TypeKind::Other,
+    }
+}
+
+/// One column of `information_schema`, one JSON object per line.
+#[derive(Deserialize)]
+struct MysqlColumnRow {
+    t: String,
+    c: String,
+    p: u64,
+    ty: String,
+    nn: serde_json::Value,
+    g: serde_json::Value,
+    u: serde_json::Value,
+}
+
+/// Base tables of the connection's database; generated columns are flagged; a column is
+/// unique when a unique index (or the primary key) has it as its only column. One JSON
+/// object per line, so that names with any character survive the client's output.
+const MYSQL_COLUMNS_SQL: &str = r"
+SELECT JSON_OBJECT(
+    't', c.TABLE_NAME, 'c', c.COLUMN_NAME, 'p', c.ORDINAL_POSITION,
+    'ty', c.COLUMN_TYPE,
+    'nn', c.IS_NULLABLE = 'NO',
+    'g', c.EXTRA LIKE '%GENERATED%' OR c.GENERATION_EXPRESSION IS NOT NULL
+         AND c.GENERATION_EXPRESSION <> '',
+    'u', EXISTS (SELECT 1 FROM information_schema.STATISTICS s
+                 WHERE s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME
+                   AND s.COLUMN_NAME = c.COLUMN_NAME AND s.NON_UNIQUE = 0
+                   AND (SELECT COUNT(*) FROM information_schema.STATISTICS s2
+                        WHERE s2.TABLE_SCHEMA = s.TABLE_SCHEMA AND s2.TABLE_NAME = s.TABLE_NAME
+                          AND s2.INDEX_NAME = s.INDEX_NAME) = 1))
+FROM information_schema.COLUMNS c
+JOIN information_schema.TABLES t
+  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE'
+";
+
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
+/// The tables of the source's MySQL database (schema: the database's name), read from
+/// `information_schema` with the client.
+pub fn mysql_schema(db: &MysqlDatabase) -> Result<SchemaInfo, SourceError> {
+    let database = db.database()?;
+    let rows = db.query(MYSQL_COLUMNS_SQL)?;
+    let mut parsed: Vec<MysqlColumnRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let line = row.join("\t");
+        let r = serde_json::from_str(&line).map_err(|e| SourceError::Database {
+            database: db.redacted_url(),
+            message: format!("unexpected information_schema answer: {e}"),
+        })?;
+        parsed.push(r);
+    }
+    parsed.sort_by(|a, b| (&a.t, a.p).cmp(&(&b.t, b.p)));
+    let mut tables: Vec<TableSchema> = Vec::new();
+    for row in parsed {
+        if tables.last().is_none_or(|t| t.name != row.t) {
+            tables.push(TableSchema {
+                schema: database.clone(),
+                name: row.t.clone(),
+                columns: Vec::new(),
+            });
+        }
+        if let Some(table) = tables.last_mut() {
+            table.columns.push(ColumnInfo {
+                name: row.c,
+                data_type: row.ty,
+                unique: truthy(&row.u),
+                not_null: truthy(&row.nn),
+                generated: truthy(&row.g),
+            });
+        }
+    }
+    Ok(SchemaInfo {
+        dialect: Dialect::Mysql,
+        tables,
+    })
 }
 
 /// SQLite's affinity rules (§3.1 of its datatype page), with the date and JSON names

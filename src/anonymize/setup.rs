@@ -58,6 +58,17 @@ pub fn load_policy(config: &Config, source: &str) -> Result<Policy, SetupError> 
     Ok(Policy::load(path)?)
 }
 
+/// The schema policies name the tables of a dump that names none: the database of a
+/// MySQL source's URL, `main` for SQLite.
+fn default_schema(config: &Config, source: &str) -> String {
+    match config.source(source) {
+        Ok(SourceConfig::Mysql(my)) => crate::source::MysqlDatabase::new(my.url.clone())
+            .database()
+            .unwrap_or_default(),
+        _ => crate::anonymize::transform::SQLITE_SCHEMA.to_owned(),
+    }
+}
+
 /// The live schema of a source (blocking: queries the database).
 pub fn live_schema(ctx: &Context, source: &str) -> Result<SchemaInfo, SetupError> {
     let err = |reason: String| SetupError::Schema {
@@ -68,6 +79,10 @@ pub fn live_schema(ctx: &Context, source: &str) -> Result<SchemaInfo, SetupError
         SourceConfig::Postgres(_) => {
             let db = ctx.postgres(source)?;
             schema::postgres_schema(&db).map_err(|e| err(e.to_string()))
+        }
+        SourceConfig::Mysql(_) => {
+            let db = ctx.mysql(source)?;
+            schema::mysql_schema(&db).map_err(|e| err(e.to_string()))
         }
         SourceConfig::Sqlite(s) => schema::sqlite_schema(&s.path).map_err(|e| err(e.to_string())),
     }
@@ -100,6 +115,10 @@ fn sample_warnings(
             let db = ctx.postgres(source)?;
             sample::sample(policy, schema_info, SampleFrom::Postgres(&db))
         }
+        SourceConfig::Mysql(_) => {
+            let db = ctx.mysql(source)?;
+            sample::sample(policy, schema_info, SampleFrom::Mysql(&db))
+        }
         SourceConfig::Sqlite(s) => sample::sample(policy, schema_info, SampleFrom::Sqlite(&s.path)),
     };
     Ok(match samples {
@@ -130,7 +149,8 @@ pub fn with_unique(
     let sha = policy.sha256.clone();
     let unique_set: HashSet<String> = unique.iter().cloned().collect();
     Ok(Prepared {
-        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique_set),
+        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique_set)
+            .with_default_schema(default_schema(config, source)),
         policy_sha256: sha,
         unique_columns: unique.to_vec(),
         warnings: Vec::new(),
@@ -155,7 +175,8 @@ pub fn prepare(ctx: &Context, source: &str) -> Result<Prepared, SetupError> {
     unique_columns.sort();
     let sha = policy.sha256.clone();
     Ok(Prepared {
-        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique),
+        anonymizer: Anonymizer::new(Arc::new(policy), &key, unique)
+            .with_default_schema(default_schema(&ctx.config, source)),
         policy_sha256: sha,
         unique_columns,
         warnings: report.warnings,

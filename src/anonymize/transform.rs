@@ -113,6 +113,8 @@ pub struct Anonymizer {
     mask: Vec<bool>,
     values: u64,
     rows: u64,
+    /// The schema of tables a dump names without one (SQLite, MySQL).
+    default_schema: String,
 }
 
 impl Anonymizer {
@@ -128,7 +130,15 @@ impl Anonymizer {
             mask: Vec::new(),
             values: 0,
             rows: 0,
+            default_schema: SQLITE_SCHEMA.to_owned(),
         }
+    }
+
+    /// Tables a dump names without a schema are looked up in the policy under `schema`
+    /// (default `main`, SQLite's; a MySQL source's database name).
+    pub fn with_default_schema(mut self, schema: String) -> Anonymizer {
+        self.default_schema = schema;
+        self
     }
 
     /// Unique columns of a schema, as [`Anonymizer::new`] wants them.
@@ -156,19 +166,15 @@ impl Anonymizer {
     }
 }
 
-fn schema_of(table: &TableInfo) -> &str {
-    if table.schema.is_empty() {
-        SQLITE_SCHEMA
-    } else {
-        &table.schema
-    }
-}
-
 impl RowTransform for Anonymizer {
     fn begin_table(&mut self, table: &TableInfo) -> Result<bool, TransformError> {
         self.plan.clear();
         self.mask.clear();
-        let schema = schema_of(table);
+        let schema = if table.schema.is_empty() {
+            self.default_schema.as_str()
+        } else {
+            table.schema.as_str()
+        };
         if schema == SQLITE_SCHEMA && table.name == "sqlite_sequence" {
             return Ok(false); // SQLite's own counters: no personal data
         }

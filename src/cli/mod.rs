@@ -74,7 +74,7 @@ pub enum Command {
     /// Restore a backup into an empty database.
     Restore {
         backup_id: String,
-        /// postgres://… URL, or an SQLite file path (sqlite:///path/file.db).
+        /// postgres://… or mysql://… URL, or an SQLite file path (sqlite:///path/file.db).
         #[arg(long)]
         to: String,
         /// Restore from this target only (default: the first whole copy).
@@ -164,7 +164,8 @@ pub enum Command {
         /// Number of clients.
         #[arg(long, default_value_t = 1000)]
         scale: u64,
-        /// postgres://… URL of an existing empty database, or an SQLite file path.
+        /// postgres://… or mysql://… URL of an existing empty database, or an SQLite
+        /// file path.
         #[arg(long)]
         to: String,
     },
@@ -715,6 +716,9 @@ fn heal_output(report: &HealReport, json: bool) {
 async fn load_fixture(to: &str, scale: u64) -> Result<fixture::FixtureStats, Failure> {
     if to.starts_with("postgres://") || to.starts_with("postgresql://") {
         Ok(fixture::load_postgres(to, scale).await?)
+    } else if to.starts_with("mysql://") || to.starts_with("mariadb://") {
+        let db = crate::source::MysqlDatabase::new(to);
+        Ok(tokio::task::spawn_blocking(move || fixture::load_mysql(&db, scale)).await??)
     } else {
         let path = PathBuf::from(to.strip_prefix("sqlite://").unwrap_or(to));
         Ok(tokio::task::spawn_blocking(move || fixture::create_sqlite(&path, scale)).await??)

@@ -152,6 +152,17 @@ monthly = 12
 yearly = 3
 max_age_days = 1095
 
+[sources.shop]
+type = "mysql"                            # MySQL or MariaDB
+# No password here: use password_file.
+url = "mysql://backup@db.internal:3306/shop"
+password_file = "/etc/coffre/mysql.pass"  # optional
+targets = ["local", "paris"]
+# mysqldump = "/usr/bin/mariadb-dump"     # optional, default mariadb-dump, else mysqldump
+# mysql = "/usr/bin/mariadb"              # optional, default mariadb, else mysql
+events = true                             # optional: dump events too (needs the EVENT
+                                          # privilege); default true
+
 [sources.demo]
 type = "sqlite"
 path = "demo.db"                          # relative: next to this file
@@ -430,6 +441,7 @@ pub struct FsTarget {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Postgres(PostgresSource),
+    Mysql(MysqlSource),
     Sqlite(SqliteSource),
 }
 
@@ -449,6 +461,34 @@ pub struct PostgresSource {
     pub pg_dump: PathBuf,
     /// The `psql` binary, like `pg_dump`.
     pub psql: PathBuf,
+    /// The anonymization policy of this source, resolved against the config directory.
+    pub policy: Option<PathBuf>,
+    /// When true, every backup of this source is anonymized.
+    pub anonymize: bool,
+    /// The cron expression `coffre serve` backs this source up on, if any.
+    pub schedule: Option<String>,
+    /// `coffre serve` alerts when the newest good backup is older than this.
+    pub rpo_hours: Option<u64>,
+    /// `[sources.NAME.retention]`; empty (keep everything) when absent.
+    pub retention: RetentionPolicy,
+}
+
+/// `type = "mysql"`: MySQL or MariaDB, through `mariadb-dump`/`mysqldump` and the
+/// `mariadb`/`mysql` client (see [`crate::source::mysql`]).
+#[derive(Debug, Clone)]
+pub struct MysqlSource {
+    /// `mysql://user@host:3306/database`, never with a password.
+    pub url: String,
+    /// A file holding the password, resolved against the config directory.
+    pub password_file: Option<PathBuf>,
+    /// Names of the targets to store backups in.
+    pub targets: Vec<String>,
+    /// The dump tool; `None`: `mariadb-dump`, else `mysqldump`, from PATH.
+    pub mysqldump: Option<PathBuf>,
+    /// The client; `None`: `mariadb`, else `mysql`, from PATH.
+    pub mysql: Option<PathBuf>,
+    /// Dump events too (needs the EVENT privilege); default true.
+    pub events: bool,
     /// The anonymization policy of this source, resolved against the config directory.
     pub policy: Option<PathBuf>,
     /// When true, every backup of this source is anonymized.
@@ -485,14 +525,16 @@ impl SourceConfig {
     pub fn targets(&self) -> &[String] {
         match self {
             SourceConfig::Postgres(s) => &s.targets,
+            SourceConfig::Mysql(s) => &s.targets,
             SourceConfig::Sqlite(s) => &s.targets,
         }
     }
 
-    /// The `type` as written in the config: `"postgres"` or `"sqlite"`.
+    /// The `type` as written in the config: `"postgres"`, `"mysql"` or `"sqlite"`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Postgres(_) => "postgres",
+            SourceConfig::Mysql(_) => "mysql",
             SourceConfig::Sqlite(_) => "sqlite",
         }
     }
@@ -501,6 +543,7 @@ impl SourceConfig {
     pub fn policy(&self) -> Option<&Path> {
         match self {
             SourceConfig::Postgres(s) => s.policy.as_deref(),
+            SourceConfig::Mysql(s) => s.policy.as_deref(),
             SourceConfig::Sqlite(s) => s.policy.as_deref(),
         }
     }
@@ -509,6 +552,7 @@ impl SourceConfig {
     pub fn anonymize(&self) -> bool {
         match self {
             SourceConfig::Postgres(s) => s.anonymize,
+            SourceConfig::Mysql(s) => s.anonymize,
             SourceConfig::Sqlite(s) => s.anonymize,
         }
     }
@@ -517,6 +561,7 @@ impl SourceConfig {
     pub fn schedule(&self) -> Option<&str> {
         match self {
             SourceConfig::Postgres(s) => s.schedule.as_deref(),
+            SourceConfig::Mysql(s) => s.schedule.as_deref(),
             SourceConfig::Sqlite(s) => s.schedule.as_deref(),
         }
     }
@@ -526,6 +571,7 @@ impl SourceConfig {
     pub fn rpo_hours(&self) -> Option<u64> {
         match self {
             SourceConfig::Postgres(s) => s.rpo_hours,
+            SourceConfig::Mysql(s) => s.rpo_hours,
             SourceConfig::Sqlite(s) => s.rpo_hours,
         }
     }
@@ -534,6 +580,7 @@ impl SourceConfig {
     pub fn retention(&self) -> &RetentionPolicy {
         match self {
             SourceConfig::Postgres(s) => &s.retention,
+            SourceConfig::Mysql(s) => &s.retention,
             SourceConfig::Sqlite(s) => &s.retention,
         }
     }
@@ -937,7 +984,7 @@ targets = ["l", "s"]
         assert_eq!(
             err,
             "config /etc/coffre/coffre.toml: no source named \"biling\" \
-             (defined sources: billing, demo; did you mean \"billing\"?)"
+             (defined sources: billing, demo, shop; did you mean \"billing\"?)"
         );
     }
 

@@ -20,9 +20,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::locate::{LineIndex, Locations};
 use super::{
     AlertsConfig, AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS,
-    DrillConfig, DrillPick, EncryptionConfig, FsTarget, IntegrityConfig, ObjectLockConfig,
-    ObjectLockMode, PostgresSource, Problem, S3Target, ServiceConfig, SourceConfig, SqliteSource,
-    TargetConfig, did_you_mean, table_label,
+    DrillConfig, DrillPick, EncryptionConfig, FsTarget, IntegrityConfig, MysqlSource,
+    ObjectLockConfig, ObjectLockMode, PostgresSource, Problem, S3Target, ServiceConfig,
+    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
 };
 use crate::retention::RetentionPolicy;
 
@@ -39,9 +39,9 @@ const TOP_KEYS: &[&str] = &[
     "drills",
 ];
 const TARGET_TYPES: &[&str] = &["s3", "fs"];
-const SOURCE_TYPES: &[&str] = &["postgres", "sqlite"];
+const SOURCE_TYPES: &[&str] = &["postgres", "mysql", "sqlite"];
 /// Types people will try that coffre knows of but does not support (yet).
-const SOURCE_TYPES_NOT_YET: &[&str] = &["mysql"];
+const SOURCE_TYPES_NOT_YET: &[&str] = &["mssql", "oracle"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +132,21 @@ struct RawPostgres {
     owners_and_privileges: Option<bool>,
     pg_dump: Option<String>,
     psql: Option<String>,
+    policy: Option<String>,
+    anonymize: Option<bool>,
+    schedule: Option<String>,
+    rpo_hours: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMysql {
+    url: Option<String>,
+    password_file: Option<String>,
+    targets: Option<Vec<String>>,
+    mysqldump: Option<String>,
+    mysql: Option<String>,
+    events: Option<bool>,
     policy: Option<String>,
     anonymize: Option<bool>,
     schedule: Option<String>,
@@ -521,6 +536,25 @@ impl Parser<'_> {
                     retention: retention?,
                 }))
             }
+            "mysql" => {
+                let raw: RawMysql =
+                    self.fields_around(table_value(table), scope, &["type"], AFTER)?;
+                let url = self.require(raw.url, "url", scope);
+                let targets = self.require(raw.targets, "targets", scope);
+                Some(SourceConfig::Mysql(MysqlSource {
+                    url: url?,
+                    password_file: raw.password_file.map(|p| self.resolve(&p)),
+                    targets: targets?,
+                    mysqldump: raw.mysqldump.as_deref().map(|p| self.program(p)),
+                    mysql: raw.mysql.as_deref().map(|p| self.program(p)),
+                    events: raw.events.unwrap_or(true),
+                    policy: raw.policy.map(|p| self.resolve(&p)),
+                    anonymize: raw.anonymize.unwrap_or(false),
+                    schedule: raw.schedule,
+                    rpo_hours: raw.rpo_hours.map(unsigned),
+                    retention: retention?,
+                }))
+            }
             _ => {
                 let raw: RawSqlite =
                     self.fields_around(table_value(table), scope, &["type"], AFTER)?;
@@ -639,6 +673,8 @@ impl Parser<'_> {
         let mut message = format!("unknown type {kind:?} in {label} (expected one of: {expected}");
         if let Some(close) = did_you_mean(kind, known.iter().copied()) {
             message.push_str(&format!("; did you mean {close:?}?"));
+        } else if kind == "mariadb" {
+            message.push_str("; MariaDB sources are type = \"mysql\"");
         }
         message.push(')');
         self.report(line, message);
@@ -1193,15 +1229,21 @@ mod tests {
     }
 
     #[test]
-    fn mysql_is_not_supported_yet() {
-        let text = EXAMPLE.replace("type = \"sqlite\"", "type = \"mysql\"");
+    fn unsupported_types_and_mariadb_are_explained() {
+        let text = EXAMPLE.replace("type = \"sqlite\"", "type = \"oracle\"");
         assert_eq!(
             error(&text),
             format!(
-                "config /etc/coffre.toml:{}: [sources.demo]: mysql sources are not supported yet \
-                 (supported types: postgres, sqlite)",
-                line_of(&text, "type = \"mysql\"")
+                "config /etc/coffre.toml:{}: [sources.demo]: oracle sources are not supported yet \
+                 (supported types: postgres, mysql, sqlite)",
+                line_of(&text, "type = \"oracle\"")
             )
+        );
+        let text = EXAMPLE.replace("type = \"sqlite\"", "type = \"mariadb\"");
+        assert!(
+            error(&text).contains("; MariaDB sources are type = \"mysql\")"),
+            "{}",
+            error(&text)
         );
     }
 
@@ -1221,7 +1263,7 @@ mod tests {
             error(&text),
             format!(
                 "config /etc/coffre.toml:{}: missing key \"type\" in [sources.billing]: \
-                 add type = \"postgres\" (expected one of: postgres, sqlite)",
+                 add type = \"postgres\" (expected one of: postgres, mysql, sqlite)",
                 line_of(&text, "[sources.billing]")
             )
         );

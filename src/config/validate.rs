@@ -9,8 +9,8 @@ use std::str::FromStr as _;
 
 use super::locate::Locations;
 use super::{
-    AlertsConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick, PostgresSource,
-    Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
+    AlertsConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick, MysqlSource,
+    PostgresSource, Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
 };
 use crate::schedule::Schedule;
 
@@ -132,6 +132,7 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
         }
         match source {
             SourceConfig::Postgres(pg) => v.postgres(name, pg),
+            SourceConfig::Mysql(my) => v.mysql(name, my),
             SourceConfig::Sqlite(sqlite) => {
                 v.path(&sqlite.path, &["sources", name, "path"], "path");
             }
@@ -511,10 +512,26 @@ impl Validator<'_> {
                     );
                 }
             }
+            (SourceConfig::Mysql(_), None) => self.report(
+                &["drills", name],
+                format!(
+                    "{label}: missing key \"scratch_url\": add scratch_url = \
+                     \"mysql://drill@127.0.0.1:3306\" (a server where the drill may create \
+                     and drop databases)"
+                ),
+            ),
+            (SourceConfig::Mysql(_), Some(url)) => {
+                for message in mysql_url_problems(url) {
+                    if message.contains("names no database") {
+                        continue; // the drill makes its own
+                    }
+                    self.report(&at("scratch_url"), format!("{label}: scratch_{message}"));
+                }
+            }
             (SourceConfig::Sqlite(_), Some(_)) => self.report(
                 &at("scratch_url"),
                 format!(
-                    "{label}: scratch_url is for PostgreSQL sources; an SQLite source is \
+                    "{label}: scratch_url is for PostgreSQL and MySQL sources; an SQLite source is \
                      drilled into a temporary file under state_dir: remove scratch_url"
                 ),
             ),
@@ -563,6 +580,22 @@ impl Validator<'_> {
                      backups at most this many days old are drawn from; default 30)"
                 ),
             );
+        }
+    }
+
+    fn mysql(&mut self, name: &str, my: &MysqlSource) {
+        let at = |key| ["sources", name, key];
+        for message in mysql_url_problems(&my.url) {
+            self.report(&at("url"), message);
+        }
+        if let Some(file) = &my.password_file {
+            self.path(file, &at("password_file"), "password_file");
+        }
+        if let Some(tool) = &my.mysqldump {
+            self.path(tool, &at("mysqldump"), "mysqldump");
+        }
+        if let Some(tool) = &my.mysql {
+            self.path(tool, &at("mysql"), "mysql");
         }
     }
 
@@ -728,6 +761,34 @@ fn env_name_problem(key: &str, value: &str) -> Option<String> {
 }
 
 /// The URL is never echoed: it could carry a password.
+fn mysql_url_problems(url: &str) -> Vec<String> {
+    let example = "write it like \"mysql://backup@db.internal:3306/shop\"";
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return vec![format!(
+                "url is not a valid url ({}): {example}",
+                e.to_string().to_lowercase()
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    if !matches!(parsed.scheme(), "mysql" | "mariadb") {
+        problems.push(format!(
+            "url must start with mysql://, not {}://: {example}",
+            parsed.scheme()
+        ));
+    }
+    if parsed.password().is_some() {
+        problems.push("url must not contain a password: use password_file".to_owned());
+    }
+    if parsed.path().trim_matches('/').is_empty() {
+        problems.push(format!("url names no database: {example}"));
+    }
+    problems
+}
+
+/// The URL is never echoed: it could carry a password.
 fn postgres_url_problems(url: &str) -> Vec<String> {
     let example = "write it like \"postgres://backup@db.internal:5432/billing\"";
     let parsed = match url::Url::parse(url) {
@@ -880,7 +941,7 @@ mod tests {
             &EXAMPLE.replace("[drills.billing]", "[drills.biling]"),
             "[drills.biling]",
             "[drills.biling]: drills are named after the source they drill, and there is no \
-             source named \"biling\" (defined sources: billing, demo; did you mean \"billing\"?)",
+             source named \"biling\" (defined sources: billing, demo, shop; did you mean \"billing\"?)",
         );
         assert_fails(
             &EXAMPLE.replace(

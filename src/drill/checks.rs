@@ -17,6 +17,7 @@ pub async fn read_back(scratch: &Scratch) -> Result<DumpStats, SourceError> {
         let mut sink = Discard;
         match &scratch {
             Scratch::Postgres { database, .. } => database.dump(&mut Identity, &mut sink),
+            Scratch::Mysql { database, .. } => database.dump(&mut Identity, &mut sink),
             Scratch::Sqlite { path } => SqliteDatabase::new(path).dump(&mut Identity, &mut sink),
         }
     })
@@ -73,6 +74,21 @@ fn run_one(scratch: &Scratch, sql: &str) -> Result<Vec<String>, String> {
                 sql.trim().trim_end_matches(';')
             );
             database.query(&wrapped).map_err(|e| e.to_string())
+        }
+        Scratch::Mysql { database, .. } => {
+            // The client prints the rows of the assertion only.
+            let wrapped = format!(
+                "SET SESSION TRANSACTION READ ONLY; START TRANSACTION READ ONLY; {}; ROLLBACK",
+                sql.trim().trim_end_matches(';')
+            );
+            database
+                .query(&wrapped)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|row| row.into_iter().next().unwrap_or_default())
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
         }
         Scratch::Sqlite { path } => {
             let conn = Connection::open_with_flags(

@@ -28,10 +28,10 @@ use crate::pipeline::lock::{LockError, SourceLock};
 use crate::pipeline::restore::{RestoreError, RestoreOptions, run_restore};
 use crate::pipeline::{Context, ContextError, seconds_since};
 use crate::progress::Progress;
-use crate::source::{PgDatabase, SourceError};
+use crate::source::SourceError;
 pub use report::{Check, DrillReport, Outcome};
 use report::{TableResult, Timings};
-use scratch::Scratch;
+use scratch::{Scratch, Server};
 
 /// Why a drill could not be run at all (a drill that runs and fails is a report).
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +41,15 @@ pub enum DrillError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(
-        "config {file}: source {source_name:?} is PostgreSQL: its drill needs a scratch server: add \
-         [drills.{source_name}] with scratch_url = \"postgres://drill@127.0.0.1:5432/postgres\""
+        "config {file}: the drills of source {source_name:?} need a scratch server: add \
+         [drills.{source_name}] with scratch_url = \"{example}\" (a server where the drill \
+         may create and drop databases)"
     )]
-    NoScratch { file: String, source_name: String },
+    NoScratch {
+        file: String,
+        source_name: String,
+        example: &'static str,
+    },
     #[error(
         "target {target:?} is not drilled for source {source_name:?} (its drill targets: {})",
         known.join(", ")
@@ -116,8 +121,7 @@ pub async fn run_drill(
     // One drill of a source at a time; the lock also makes every scratch database of the
     // source found now a leftover of a killed drill.
     let _lock = SourceLock::acquire(&ctx.config.state_dir.join("drills"), source)?;
-    let admin = scratch_admin(ctx, source, source_cfg, &drill_cfg)?;
-    let state_dir = ctx.config.state_dir.clone();
+    let server = scratch_server(ctx, source, source_cfg, &drill_cfg)?;
     // Where the source's backups live tells this appliance's scratch databases apart
     // from another's with a source of the same name.
     let scope: String = stores
@@ -126,15 +130,11 @@ pub async fn run_drill(
         .collect::<Vec<_>>()
         .join(",");
     let leftovers = {
-        let (admin, source, scope) = (admin.clone(), source.clone(), scope.clone());
-        blocking(move || match &admin {
-            Some(admin) => scratch::clean_pg_leftovers(admin, &source, &scope).map(|v| v.len()),
-            None => scratch::clean_sqlite_leftovers(&state_dir, &source),
-        })
-        .await
+        let (server, source, scope) = (server.clone(), source.clone(), scope.clone());
+        blocking(move || server.clean_leftovers(&source, &scope)).await
     }
     .map_err(|source| DrillError::Scratch {
-        scratch: describe_admin(admin.as_ref()),
+        scratch: server.describe(),
         source,
     })?;
     if leftovers > 0 {
@@ -195,13 +195,8 @@ pub async fn run_drill(
 
     // 2. The scratch database.
     let scratch = {
-        let (admin, source, state_dir) =
-            (admin.clone(), source.clone(), ctx.config.state_dir.clone());
-        blocking(move || match &admin {
-            Some(admin) => scratch::create_pg(admin, &source, &scope, started_at),
-            None => scratch::create_sqlite(&state_dir, &source, started_at),
-        })
-        .await
+        let (server, source) = (server.clone(), source.clone());
+        blocking(move || server.create(&source, &scope, started_at)).await
     };
     let scratch = match scratch {
         Ok(s) => s,
@@ -210,7 +205,7 @@ pub async fn run_drill(
                 "restore",
                 format!(
                     "cannot create the scratch database on {}: {e}",
-                    describe_admin(admin.as_ref())
+                    server.describe()
                 ),
             );
             return Ok(run.finish(&key, started));
@@ -316,34 +311,43 @@ fn default_drill() -> DrillConfig {
     }
 }
 
-/// The scratch server's maintenance connection (PostgreSQL), or `None` (SQLite).
-fn scratch_admin(
+/// Where the drills of a source make their scratch databases: the `scratch_url` server
+/// (PostgreSQL, MySQL), or `state_dir` (SQLite).
+fn scratch_server(
     ctx: &Context,
     source: &str,
     source_cfg: &SourceConfig,
     drill: &DrillConfig,
-) -> Result<Option<PgDatabase>, DrillError> {
-    match source_cfg {
-        SourceConfig::Sqlite(_) => Ok(None),
+) -> Result<Server, DrillError> {
+    let url = || {
+        drill
+            .scratch_url
+            .clone()
+            .ok_or_else(|| DrillError::NoScratch {
+                file: ctx.config.file.display().to_string(),
+                source_name: source.to_owned(),
+                example: match source_cfg {
+                    SourceConfig::Mysql(_) => "mysql://drill@127.0.0.1:3306",
+                    _ => "postgres://drill@127.0.0.1:5432/postgres",
+                },
+            })
+    };
+    Ok(match source_cfg {
+        SourceConfig::Sqlite(_) => Server::Sqlite(ctx.config.state_dir.clone()),
         SourceConfig::Postgres(_) => {
-            let url = drill
-                .scratch_url
-                .clone()
-                .ok_or_else(|| DrillError::NoScratch {
-                    file: ctx.config.file.display().to_string(),
-                    source_name: source.to_owned(),
-                })?;
             let mut admin = ctx.postgres(source)?;
-            admin.url = url;
+            admin.url = url()?;
             // The source's password is for the source, not for the scratch server.
             admin.password = None;
-            Ok(Some(admin))
+            Server::Postgres(admin)
         }
-    }
-}
-
-fn describe_admin(admin: Option<&PgDatabase>) -> String {
-    admin.map_or_else(|| "state_dir".to_owned(), PgDatabase::redacted_url)
+        SourceConfig::Mysql(_) => {
+            let mut admin = ctx.mysql(source)?;
+            admin.url = url()?;
+            admin.password = None;
+            Server::Mysql(admin)
+        }
+    })
 }
 
 /// The candidate drilled least recently (never drilled first; ties in config order),

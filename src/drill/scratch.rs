@@ -2,17 +2,63 @@
 //! after it, and — since a killed drill drops nothing — the leftovers of earlier drills
 //! of the same source removed first, under the source's drill lock.
 //!
-//! PostgreSQL: `coffre_drill_<source>_<hash>_<time>` on the `scratch_url` server, where
-//! `<hash>` (of the full source name and of where its backups are stored) keeps apart two
-//! sources whose names share a prefix, and two appliances whose sources share a name.
-//! SQLite: a file in `state_dir/drills/scratch/<source>/`.
+//! PostgreSQL and MySQL: a database `coffre_drill_<source>_<hash>_<time>` on the
+//! `scratch_url` server, where `<hash>` (of the full source name and of where its backups
+//! are stored) keeps apart two sources whose names share a prefix, and two appliances
+//! whose sources share a name. SQLite: a file in `state_dir/drills/scratch/<source>/`.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::source::{PgDatabase, SourceError};
+use crate::source::{MysqlDatabase, PgDatabase, SourceError};
+
+/// Where a source's drills make their scratch databases.
+#[derive(Debug, Clone)]
+pub enum Server {
+    /// The `scratch_url` server's maintenance connection (creates and drops).
+    Postgres(PgDatabase),
+    /// The `scratch_url` server (creates and drops).
+    Mysql(MysqlDatabase),
+    /// Files under `state_dir`.
+    Sqlite(PathBuf),
+}
+
+impl Server {
+    /// For messages (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Server::Postgres(admin) => admin.redacted_url(),
+            Server::Mysql(admin) => admin.redacted_url(),
+            Server::Sqlite(state_dir) => state_dir.display().to_string(),
+        }
+    }
+
+    /// Drops the scratch databases of `source` killed drills left; returns how many.
+    /// Call it holding the source's drill lock. Blocking.
+    pub fn clean_leftovers(&self, source: &str, scope: &str) -> Result<usize, SourceError> {
+        match self {
+            Server::Postgres(admin) => clean_pg_leftovers(admin, source, scope).map(|v| v.len()),
+            Server::Mysql(admin) => clean_mysql_leftovers(admin, source, scope).map(|v| v.len()),
+            Server::Sqlite(state_dir) => clean_sqlite_leftovers(state_dir, source),
+        }
+    }
+
+    /// A fresh scratch database for a drill of `source`. Blocking.
+    pub fn create(
+        &self,
+        source: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Scratch, SourceError> {
+        match self {
+            Server::Postgres(admin) => create_pg(admin, source, scope, now),
+            Server::Mysql(admin) => create_mysql(admin, source, scope, now),
+            Server::Sqlite(state_dir) => create_sqlite(state_dir, source, now),
+        }
+    }
+}
 
 /// Where one drill restores.
 #[derive(Debug, Clone)]
@@ -22,6 +68,13 @@ pub enum Scratch {
         database: PgDatabase,
         /// The server's maintenance database (`scratch_url`), which drops it.
         admin_url: String,
+        name: String,
+    },
+    Mysql {
+        /// The scratch database.
+        database: MysqlDatabase,
+        /// The server (`scratch_url`), which drops it.
+        admin: MysqlDatabase,
         name: String,
     },
     Sqlite {
@@ -34,6 +87,7 @@ impl Scratch {
     pub fn restore_url(&self) -> String {
         match self {
             Scratch::Postgres { database, .. } => database.url.clone(),
+            Scratch::Mysql { database, .. } => database.url.clone(),
             Scratch::Sqlite { path } => path.display().to_string(),
         }
     }
@@ -42,6 +96,7 @@ impl Scratch {
     pub fn describe(&self) -> String {
         match self {
             Scratch::Postgres { database, .. } => database.redacted_url(),
+            Scratch::Mysql { database, .. } => database.redacted_url(),
             Scratch::Sqlite { path } => path.display().to_string(),
         }
     }
@@ -58,14 +113,15 @@ impl Scratch {
                 admin.url.clone_from(admin_url);
                 drop_pg(&admin, name)
             }
+            Scratch::Mysql { admin, name, .. } => drop_mysql(admin, name),
             Scratch::Sqlite { path } => remove_sqlite(path),
         }
     }
 }
 
-/// The prefix of every scratch database of `source` on a PostgreSQL server; `scope` says
+/// The prefix of every scratch database of `source` on a server; `scope` says
 /// where the source's backups are stored.
-pub fn pg_prefix(source: &str, scope: &str) -> String {
+pub fn db_prefix(source: &str, scope: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(source.as_bytes());
     hasher.update([0]);
@@ -86,7 +142,7 @@ pub fn clean_pg_leftovers(
     source: &str,
     scope: &str,
 ) -> Result<Vec<String>, SourceError> {
-    let prefix = pg_prefix(source, scope);
+    let prefix = db_prefix(source, scope);
     // LIKE with "_" escaped: the prefix is matched literally.
     let pattern = format!("{}%", prefix.replace('_', "\\_"));
     let names = admin.query(&format!(
@@ -110,7 +166,7 @@ pub fn create_pg(
     let suffix: u16 = rand::random();
     let name = format!(
         "{}{}_{suffix:04x}",
-        pg_prefix(source, scope),
+        db_prefix(source, scope),
         now.format("%Y%m%d%H%M%S")
     );
     admin.query(&format!(
@@ -146,6 +202,60 @@ fn with_database(url: &str, name: &str) -> Result<String, SourceError> {
     })?;
     parsed.set_path(&format!("/{name}"));
     Ok(parsed.to_string())
+}
+
+/// Drops every scratch database of `source` on a MySQL server left by killed drills.
+pub fn clean_mysql_leftovers(
+    admin: &MysqlDatabase,
+    source: &str,
+    scope: &str,
+) -> Result<Vec<String>, SourceError> {
+    let prefix = db_prefix(source, scope);
+    let pattern = prefix.replace('_', "\\_");
+    let names = admin.query(&format!(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}%'"
+    ))?;
+    let mut dropped = Vec::new();
+    for name in names.into_iter().filter_map(|row| row.into_iter().next()) {
+        if name.starts_with(&prefix) {
+            drop_mysql(admin, &name)?;
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
+/// Creates a fresh scratch database of `source` on the MySQL server of `admin`.
+pub fn create_mysql(
+    admin: &MysqlDatabase,
+    source: &str,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<Scratch, SourceError> {
+    let suffix: u16 = rand::random();
+    let name = format!(
+        "{}{}_{suffix:04x}",
+        db_prefix(source, scope),
+        now.format("%Y%m%d%H%M%S")
+    );
+    admin.query(&format!(
+        "CREATE DATABASE {} CHARACTER SET utf8mb4",
+        crate::dump::mysql_rows::quote_mysql_ident(&name)
+    ))?;
+    Ok(Scratch::Mysql {
+        database: admin.with_database(&name)?,
+        admin: admin.clone(),
+        name,
+    })
+}
+
+fn drop_mysql(admin: &MysqlDatabase, name: &str) -> Result<(), SourceError> {
+    admin
+        .query(&format!(
+            "DROP DATABASE IF EXISTS {}",
+            crate::dump::mysql_rows::quote_mysql_ident(name)
+        ))
+        .map(|_| ())
 }
 
 /// The directory of the SQLite scratch files of `source`.
@@ -204,18 +314,18 @@ mod tests {
 
     #[test]
     fn prefixes_keep_sources_apart_and_fit_postgres_names() {
-        let a = pg_prefix("billing", "s3://b/");
-        let b = pg_prefix("billing-eu", "s3://b/");
+        let a = db_prefix("billing", "s3://b/");
+        let b = db_prefix("billing-eu", "s3://b/");
         assert!(a.starts_with("coffre_drill_billing_"), "{a}");
         assert!(!b.starts_with(&a), "{a} is a prefix of {b}");
-        let long = pg_prefix(&"x".repeat(63), "s3://b/");
+        let long = db_prefix(&"x".repeat(63), "s3://b/");
         // + 14 digits of time, "_" and 4 hex digits: within PostgreSQL's 63 bytes.
         assert!(long.len() + 19 <= 63, "{long}");
-        assert_ne!(pg_prefix("a-b", ""), pg_prefix("a_b", ""));
+        assert_ne!(db_prefix("a-b", ""), db_prefix("a_b", ""));
         // Another appliance's source of the same name is not a leftover of this one.
         assert_ne!(
-            pg_prefix("billing", "s3://b/"),
-            pg_prefix("billing", "s3://c/")
+            db_prefix("billing", "s3://b/"),
+            db_prefix("billing", "s3://c/")
         );
     }
 

@@ -20,6 +20,7 @@ use super::restore::{download, open_plaintext};
 use super::{CHUNK, Context, ContextError, Piece, channel};
 use crate::anonymize::setup::{self, SetupError};
 use crate::catalog;
+use crate::dump::mysql_rows::MysqlRewriter;
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::sqlite_rows::SqliteRewriter;
 use crate::dump::{DumpError, DumpStats, RowTransform};
@@ -43,7 +44,7 @@ pub enum CopyError {
     #[error("backup {id} has no whole copy{}", .target.as_ref().map(|t| format!(" in target {t}")).unwrap_or_default())]
     NoCopy { id: String, target: Option<String> },
     #[error(
-        "backup {id} is a {source_type} backup: anonymized copies are made of postgres and sqlite backups only (back up the source with --anonymize instead)"
+        "backup {id} is a {source_type} backup: anonymized copies are made of postgres, mysql and sqlite backups only (back up the source with --anonymize instead)"
     )]
     UnsupportedSourceType { id: String, source_type: String },
 }
@@ -55,6 +56,8 @@ enum DumpFormat {
     Postgres,
     /// coffre's own SQLite SQL text.
     Sqlite,
+    /// `mariadb-dump` / `mysqldump` output.
+    Mysql,
 }
 
 impl DumpFormat {
@@ -62,6 +65,7 @@ impl DumpFormat {
         match source_type {
             "postgres" => Some(DumpFormat::Postgres),
             "sqlite" => Some(DumpFormat::Sqlite),
+            "mysql" => Some(DumpFormat::Mysql),
             _ => None,
         }
     }
@@ -71,6 +75,7 @@ impl DumpFormat {
 enum Rewriter<'t> {
     Postgres(PgPlainParser<'t>),
     Sqlite(SqliteRewriter<'t>),
+    Mysql(MysqlRewriter<'t>),
 }
 
 impl<'t> Rewriter<'t> {
@@ -78,6 +83,7 @@ impl<'t> Rewriter<'t> {
         match format {
             DumpFormat::Postgres => Rewriter::Postgres(PgPlainParser::new(transform, Output::Emit)),
             DumpFormat::Sqlite => Rewriter::Sqlite(SqliteRewriter::new(transform)),
+            DumpFormat::Mysql => Rewriter::Mysql(MysqlRewriter::new(transform)),
         }
     }
 
@@ -85,6 +91,7 @@ impl<'t> Rewriter<'t> {
         match self {
             Rewriter::Postgres(p) => p.feed(chunk),
             Rewriter::Sqlite(r) => r.feed(chunk),
+            Rewriter::Mysql(r) => r.feed(chunk),
         }
     }
 
@@ -92,6 +99,7 @@ impl<'t> Rewriter<'t> {
         match self {
             Rewriter::Postgres(p) => p.output_len(),
             Rewriter::Sqlite(r) => r.output_len(),
+            Rewriter::Mysql(r) => r.output_len(),
         }
     }
 
@@ -99,6 +107,7 @@ impl<'t> Rewriter<'t> {
         match self {
             Rewriter::Postgres(p) => p.take_output(),
             Rewriter::Sqlite(r) => r.take_output(),
+            Rewriter::Mysql(r) => r.take_output(),
         }
     }
 
@@ -106,6 +115,7 @@ impl<'t> Rewriter<'t> {
         match self {
             Rewriter::Postgres(p) => p.finish(),
             Rewriter::Sqlite(r) => r.finish(),
+            Rewriter::Mysql(r) => r.finish(),
         }
     }
 }

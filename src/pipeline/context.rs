@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::integrity::IntegrityKey;
-use crate::source::{PgDatabase, Source, SqliteDatabase};
+use crate::source::{MysqlDatabase, PgDatabase, Source, SqliteDatabase};
 use crate::store::DynStore;
 use crate::store::fs::FsStore;
 use crate::store::s3::{ObjectLock, S3Params, S3Store};
@@ -163,25 +163,51 @@ impl Context {
     pub fn source(&self, name: &str) -> Result<Arc<dyn Source>, ContextError> {
         Ok(match self.config.source(name)? {
             SourceConfig::Postgres(_) => Arc::new(self.postgres(name)?),
+            SourceConfig::Mysql(_) => Arc::new(self.mysql(name)?),
             SourceConfig::Sqlite(s) => Arc::new(SqliteDatabase::new(s.path.clone())),
         })
+    }
+
+    /// The password a source's `password_file` holds, if it names one.
+    fn password(
+        &self,
+        name: &str,
+        file: Option<&std::path::Path>,
+    ) -> Result<Option<String>, ContextError> {
+        file.map(|path| {
+            read_password(path).map_err(|reason| ContextError::PasswordFile {
+                source_name: name.to_owned(),
+                path: path.display().to_string(),
+                reason,
+            })
+        })
+        .transpose()
+    }
+
+    /// The MySQL settings of a source (tools, password), or defaults for others.
+    pub fn mysql(&self, name: &str) -> Result<MysqlDatabase, ContextError> {
+        match self.config.source(name)? {
+            SourceConfig::Mysql(my) => {
+                let mut db = MysqlDatabase::new(my.url.clone());
+                db.password = self.password(name, my.password_file.as_deref())?;
+                if let Some(tool) = &my.mysqldump {
+                    db.dump_tool.clone_from(tool);
+                }
+                if let Some(tool) = &my.mysql {
+                    db.client.clone_from(tool);
+                }
+                db.events = my.events;
+                Ok(db)
+            }
+            _ => Ok(MysqlDatabase::new(String::new())),
+        }
     }
 
     /// The PostgreSQL settings of a source (tools, password), or defaults for others.
     pub fn postgres(&self, name: &str) -> Result<PgDatabase, ContextError> {
         match self.config.source(name)? {
             SourceConfig::Postgres(pg) => {
-                let password =
-                    match &pg.password_file {
-                        None => None,
-                        Some(path) => Some(read_password(path).map_err(|reason| {
-                            ContextError::PasswordFile {
-                                source_name: name.to_owned(),
-                                path: path.display().to_string(),
-                                reason,
-                            }
-                        })?),
-                    };
+                let password = self.password(name, pg.password_file.as_deref())?;
                 Ok(PgDatabase {
                     url: pg.url.clone(),
                     password,
@@ -190,7 +216,7 @@ impl Context {
                     owners_and_privileges: pg.owners_and_privileges,
                 })
             }
-            SourceConfig::Sqlite(_) => Ok(PgDatabase::new(String::new())),
+            _ => Ok(PgDatabase::new(String::new())),
         }
     }
 }

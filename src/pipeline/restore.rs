@@ -39,7 +39,9 @@ pub enum RestoreError {
         kind: String,
         destination: String,
     },
-    #[error("{0:?} is not a destination: use postgres://…, sqlite:///path/file.db or a file path")]
+    #[error(
+        "{0:?} is not a destination: use postgres://…, mysql://…, sqlite:///path/file.db or a file path"
+    )]
     BadDestination(String),
     #[error(
         "the identity file {file} does not decrypt backup {id}: none of its identities matches the backup's recipients"
@@ -121,6 +123,21 @@ pub fn destination_for(
             // The source's password is for the source, not for another server.
             db.password = None;
         }
+        return Ok(Box::new(db));
+    }
+    if to.starts_with("mysql://") || to.starts_with("mariadb://") {
+        let url = url::Url::parse(to).map_err(|_| RestoreError::BadDestination(to.into()))?;
+        if url.password().is_some() {
+            return Err(RestoreError::Other(
+                "the destination URL must not contain a password: use the source's \
+                 password_file, or an option file the client reads (~/.my.cnf)"
+                    .into(),
+            ));
+        }
+        let mut db = ctx.mysql(source)?;
+        db.url = to.to_owned();
+        // The source's password is for the source, not for another server.
+        db.password = None;
         return Ok(Box::new(db));
     }
     let path = to

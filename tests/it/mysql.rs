@@ -400,3 +400,189 @@ fn a_failed_restore_leaves_nothing_behind() {
         "only what was there before"
     );
 }
+
+// ---- through the binary: config, backup, restore, anonymized backup, drill ----
+
+/// A workspace with the MySQL source `shop` on `src`, an fs target, a drill into the
+/// test server and, when `policy` is set, the billing policy written for `src`'s database.
+fn shop_workspace(src: &MyDb, extra: &str) -> crate::harness::Workspace {
+    let server_url = server().url;
+    crate::harness::Workspace::new(
+        &[crate::harness::Target::Fs("local")],
+        &format!(
+            "[sources.shop]\ntype = \"mysql\"\nurl = \"{}\"\ntargets = [\"local\"]\n{extra}\
+             [drills.shop]\nscratch_url = \"{server_url}\"\n\
+             assertions = [\"SELECT count(*) = {SCALE} FROM clients\", \
+             \"SELECT count(*) = 0 FROM factures WHERE total_ttc < 0\"]\n",
+            src.db.url
+        ),
+    )
+}
+
+/// The host or port of a `mysql://` URL.
+fn url_part(url: &str, part: &str) -> String {
+    let u = url::Url::parse(url).expect("url");
+    match part {
+        "host" => u.host_str().unwrap_or("127.0.0.1").to_owned(),
+        _ => u.port().unwrap_or(3306).to_string(),
+    }
+}
+
+fn drill_schemas() -> Vec<String> {
+    server()
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'coffre\\_drill\\_shop\\_%'")
+        .expect("schemata")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect()
+}
+
+#[test]
+fn coffre_backs_up_restores_and_drills_a_mysql_source() {
+    let src = MyDb::billing("coffre_my_cli_src_");
+    let ws = shop_workspace(&src, "");
+    let id = ws.backup_ok("shop");
+
+    let dst = MyDb::create("coffre_my_cli_dst_");
+    let (code, r) = ws.json(&["restore", &id, "--to", &dst.db.url]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        r["tables"].as_array().map(Vec::len),
+        Some(TABLES.len()),
+        "{r:#}"
+    );
+    let want = fingerprint(&src, None);
+    assert_same(&want, &fingerprint(&dst, None));
+
+    // The README's recipe, with the standard tools alone.
+    let by_hand = MyDb::create("coffre_my_cli_hand_");
+    let data = ws
+        .path("local")
+        .join("shop")
+        .join(&id)
+        .join("data.sql.zst.age");
+    let script = format!(
+        "age -d -i {} {} | zstd -d | {} --binary-mode -h {} -P {} -u root {}",
+        ws.path("identity.txt").display(),
+        data.display(),
+        server().client.display(),
+        url_part(&server().url, "host"),
+        url_part(&server().url, "port"),
+        by_hand.name
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-o", "pipefail", "-c", &script])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&want, &fingerprint(&by_hand, None));
+
+    let (code, d) = ws.json(&["drill", "shop"]);
+    assert_eq!(code, 0, "{d:#}");
+    assert_eq!(d["ok"], true, "{d:#}");
+    let tables = d["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), TABLES.len(), "{d:#}");
+    assert!(tables.iter().all(|t| t["ok"] == true), "{d:#}");
+    assert!(drill_schemas().is_empty(), "{:?}", drill_schemas());
+}
+
+#[test]
+fn an_anonymized_mysql_backup_keeps_no_original_personal_value_and_keeps_joins() {
+    let src = MyDb::billing("coffre_my_anon_src_");
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/billing.toml"
+    ))
+    .expect("policy")
+    .replace("\"public.", &format!("\"{}.", src.name));
+    let ws = shop_workspace(&src, "policy = \"billing-mysql.toml\"\n");
+    std::fs::write(ws.path("billing-mysql.toml"), policy).expect("policy");
+    std::fs::write(ws.path("anon.key"), "a key of the test, long enough").expect("key");
+    let cfg = std::fs::read_to_string(&ws.config).expect("config");
+    std::fs::write(
+        &ws.config,
+        cfg.replacen(
+            "[encryption]",
+            "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
+            1,
+        ),
+    )
+    .expect("config");
+
+    let out = ws.run(&["policy", "check", "shop"]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let (code, b) = ws.json(&["backup", "shop", "--anonymize"]);
+    assert_eq!(code, 0, "{b:#}");
+    assert_eq!(b["kind"], "anonymized");
+    let id = b["id"].as_str().expect("id").to_owned();
+    let dst = MyDb::create("coffre_my_anon_dst_");
+    let (code, r) = ws.json(&["restore", &id, "--to", &dst.db.url]);
+    assert_eq!(code, 0, "{r:#}");
+
+    // Every original e-mail, phone, IBAN, SIRET and street address, searched for in every
+    // text of the restored copy.
+    let mut originals: Vec<String> = Vec::new();
+    for (table, column) in [
+        ("clients", "email"),
+        ("clients", "telephone"),
+        ("clients", "iban"),
+        ("clients", "siret"),
+        ("clients", "adresse"),
+        ("contacts", "email"),
+        ("contacts", "telephone"),
+        ("mandats_sepa", "iban"),
+        ("factures", "email_facturation"),
+    ] {
+        for row in src
+            .db
+            .query(&format!(
+                "SELECT HEX(`{column}`) FROM `{table}` WHERE `{column}` <> ''"
+            ))
+            .expect("originals")
+        {
+            let bytes = hex::decode(&row[0]).expect("hex");
+            originals.push(String::from_utf8(bytes).expect("utf8"));
+        }
+    }
+    assert!(originals.len() > 100, "{}", originals.len());
+    let mut copy = String::new();
+    for table in TABLES {
+        for row in dst
+            .db
+            .query(&format!(
+                "SELECT HEX(CONCAT_WS('\\n', {})) FROM `{table}`",
+                dst.db
+                    .query(&format!(
+                        "SELECT GROUP_CONCAT(CONCAT('`', column_name, '`')) FROM \
+                         information_schema.columns WHERE table_schema = DATABASE() AND \
+                         table_name = '{table}' AND data_type NOT LIKE '%blob%'"
+                    ))
+                    .expect("columns")[0][0]
+            ))
+            .expect("copy")
+        {
+            copy.push_str(&String::from_utf8_lossy(
+                &hex::decode(&row[0]).expect("hex"),
+            ));
+            copy.push('\n');
+        }
+    }
+    let left: Vec<&String> = originals
+        .iter()
+        .filter(|o| copy.contains(o.as_str()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "original values left in the copy: {left:?}"
+    );
+
+    // Joins survive: the invoice e-mail is the (fake) e-mail of its client, as in the source.
+    let mismatched = "SELECT count(*) FROM factures f JOIN clients c ON c.id = f.client_id \
+                      WHERE f.email_facturation <> c.email";
+    assert_eq!(src.one(mismatched), dst.one(mismatched));
+    assert_eq!(dst.one("SELECT count(*) FROM clients"), SCALE.to_string());
+}
