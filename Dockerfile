@@ -21,11 +21,13 @@ FROM debian:bookworm-slim
 # postgresql-client-15: pg_dump and psql of the PostgreSQL source, restores and drills
 # (major pinned: a dump restores on a server of the same major or newer; Debian's
 # /usr/bin/pg_dump wrapper picks it; also at /usr/lib/postgresql/15/bin).
-# A MySQL/MariaDB client (mysqldump, mysql) will be added here with the MySQL source.
+# mariadb-client: mariadb-dump and mariadb of the MySQL source (coffre's defaults, tried
+# before mysqldump and mysql), restores and drills; they work against MySQL 5.7/8 too.
 # tini: PID 1 that forwards SIGTERM to coffre (graceful shutdown) and reaps children.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         ca-certificates \
+        mariadb-client \
         postgresql-client-15 \
         tini \
     && rm -rf /var/lib/apt/lists/*

@@ -134,7 +134,8 @@ def check_schema(chart: helm_python.Chart, cases: dict[str, dict], wrong: dict) 
             check(f"schema accepts {label}", False, str(e))
     # The wrong-type file must be refused, by the schema and by a render (an install).
     expected = ["/persistence/enabled", "/config/compression/level",
-                "/config/sources/billing/targets", "shedule"]
+                "/config/sources/billing/targets", "shedule",
+                "/config/sources/shop", "pg_dump"]
     try:
         chart.validate_schema(wrong)
         check("schema REJECTS values-wrong-type.yaml", False, "it was accepted")
@@ -150,6 +151,75 @@ def check_schema(chart: helm_python.Chart, cases: dict[str, dict], wrong: dict) 
     except helm_python.HelmError as e:
         check("render REJECTS values-wrong-type.yaml", False,
               f"refused by a template, not by the schema: {e}")
+
+
+def check_source_types(chart: helm_python.Chart, base: dict) -> None:
+    """The schema dispatches a source on its `type`: a key of another type, or an unknown
+    type, is refused and named (an unknown type alone: not every key of every type)."""
+    cases = {
+        "a postgres key on a mysql source": (
+            {"type": "mysql", "url": "mysql://b@db:3306/shop", "targets": ["paris"],
+             "owners_and_privileges": True}, "owners_and_privileges"),
+        "a mysql key on a postgres source": (
+            {"type": "postgres", "url": "postgres://b@db:5432/x", "targets": ["paris"],
+             "events": False}, "events"),
+        "a url on an sqlite source": (
+            {"type": "sqlite", "path": "/data/x.db", "targets": ["paris"],
+             "url": "mysql://b@db:3306/x"}, "url"),
+        "a postgres url on a mysql source": (
+            {"type": "mysql", "url": "postgres://b@db:5432/x", "targets": ["paris"]},
+            "/config/sources/x/url"),
+        "an unknown source type": (
+            {"type": "mssql", "url": "mssql://b@db/x", "targets": ["paris"]},
+            "/config/sources/x/type"),
+    }
+    for label, (source, needle) in cases.items():
+        values = deep_merge(base, {"config": {"sources": {"x": source}}})
+        try:
+            chart.validate_schema(values)
+            check(f"schema refuses {label}", False, "it was accepted")
+        except helm_python.HelmValuesError as e:
+            # One error per wrong value, not one per source type that does not fit.
+            check(f"schema refuses {label}",
+                  needle in str(e) and str(e).count("/config/sources/x") <= 3,
+                  f"expected {needle!r}, and only it, in: {e}")
+
+
+def check_mysql_source(renders: dict[str, list[dict]]) -> None:
+    """The everything values' mysql source `shop`: written with its type and the
+    password_file the chart owns, the password mounted there, the drill's scratch_url."""
+    if "everything" in renders:
+        docs = renders["everything"]
+        sts = next(d for d in docs if d["kind"] == "StatefulSet")
+        config = config_of(docs, pod_spec(sts))
+        shop = config.get("sources", {}).get("shop", {})
+        check("everything: config.toml has the mysql source with its password_file",
+              shop.get("type") == "mysql"
+              and shop.get("url") == "mysql://backup@shop-db.databases.svc:3306/shop"
+              and shop.get("password_file") == "/etc/coffre/secrets/db/shop.pass"
+              and shop.get("events") is False,
+              f"sources.shop = {shop}")
+        check("everything: the mysql drill keeps its mysql:// scratch_url",
+              config.get("drills", {}).get("shop", {}).get("scratch_url")
+              == "mysql://drill@scratch-mysql.databases.svc:3306",
+              f"drills = {config.get('drills')}")
+        mounted = [
+            item for v in pod_spec(sts).get("volumes", [])
+            for s in v.get("projected", {}).get("sources", [])
+            if s.get("secret", {}).get("name") == "shop-db-backup"
+            for item in s["secret"].get("items", [])]
+        check("everything: the mysql source's password is mounted at its password_file",
+              mounted == [{"key": "password", "path": "secrets/db/shop.pass"}],
+              f"items from shop-db-backup: {mounted}")
+    if "everything-as-cronjobs" in renders:
+        docs = renders["everything-as-cronjobs"]
+        backup = [d for d in docs if d["kind"] == "CronJob"
+                  and pod_spec(d)["containers"][0]["args"][2:] == ["backup", "shop"]]
+        paths = projected_paths(pod_spec(backup[0])) if backup else set()
+        check("everything-as-cronjobs: the mysql backup CronJob mounts its own password",
+              len(backup) == 1 and "secrets/db/shop.pass" in paths
+              and config_of(docs, pod_spec(backup[0]))["sources"]["shop"]["type"] == "mysql",
+              f"{len(backup)} CronJobs, paths {sorted(paths)}")
 
 
 def check_render_fails(chart: helm_python.Chart, label: str, values: dict, needle: str) -> None:
@@ -443,6 +513,10 @@ def main() -> int:
     check_render_fails(chart, "a password for an unknown source",
                        deep_merge(cronjobs, {"secrets": {"databases": {"billling": {"value": "x"}}}}),
                        'no source "billling"')
+    check_render_fails(chart, "a password for an sqlite source",
+                       deep_merge(everything, {"secrets": {"databases": {"demo_copy": {"value": "x"}}}}),
+                       "only postgres and mysql sources take a password")
+    check_source_types(chart, cronjobs)
     check_render_fails(chart, "drills without the age identity",
                        deep_merge(cronjobs, {"secrets": {"identity": {"value": ""}}}),
                        "secrets.identity")
@@ -460,6 +534,7 @@ def main() -> int:
             check_service(label, docs, values)
         else:
             check_cronjobs(label, docs, values)
+    check_mysql_source(renders)
     if "cronjobs" in renders:
         check_no_secret_in_configmaps("cronjobs", renders["cronjobs"])
     if "everything" in renders:

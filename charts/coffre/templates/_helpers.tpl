@@ -152,7 +152,7 @@ Fails on references to unknown sources or targets, and on what cannot work. */}}
 {{- range $name, $_ := $refs.databases -}}
 {{- $src := get $sources $name -}}
 {{- if not $src -}}{{- fail (printf "secrets.databases.%s: no source %q in config.sources" $name $name) -}}{{- end -}}
-{{- if ne $src.type "postgres" -}}{{- fail (printf "secrets.databases.%s: source %q is not of type postgres" $name $name) -}}{{- end -}}
+{{- if not (has $src.type (list "postgres" "mysql")) -}}{{- fail (printf "secrets.databases.%s: source %q is of type %s; only postgres and mysql sources take a password" $name $name (toString $src.type)) -}}{{- end -}}
 {{- $_ := set $src "password_file" (printf "/etc/coffre/secrets/db/%s.pass" $name) -}}
 {{- end -}}
 {{- $targets := $c.targets | default dict -}}
