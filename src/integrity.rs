@@ -86,6 +86,15 @@ impl IntegrityKey {
         mac
     }
 
+    /// A 32-byte key for another use (`domain` names it), derived with HMAC-SHA256, so
+    /// that the integrity key itself is used for one thing only.
+    pub fn derive(&self, domain: &str) -> [u8; 32] {
+        self.mac(domain, b"derived key")
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
     /// The tag of a JSON document (its `field` member, if any, left out).
     pub fn tag_json(&self, domain: &str, doc: &Value, field: &str) -> String {
         let canonical = canonical_without(doc, field);

@@ -11,6 +11,9 @@
 //! See `ARCHITECTURE.md` for the module map and the invariants.
 
 pub mod anonymize;
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;

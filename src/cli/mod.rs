@@ -137,6 +137,16 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Users of the admin API: make the first admin (the API makes the others).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// The audit log: check its hash chain and the head kept in the stores.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Configuration: check a file (syntax, keys, values; no network, no database).
     Config {
         #[command(subcommand)]
@@ -169,6 +179,26 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an admin in the state store: prints a temporary password (or reads one from
+    /// stdin) and the TOTP secret to enrol. Never a default password.
+    CreateAdmin {
+        name: String,
+        /// Read the password from stdin (checked against the policy, no change required)
+        /// instead of printing a temporary one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check the chain (altered, removed, reordered entries) and the sealed head in the
+    /// stores (a rewritten or truncated chain). Exit 1 on any problem.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -444,6 +474,88 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
+        Command::User {
+            action:
+                UserAction::CreateAdmin {
+                    name,
+                    password_stdin,
+                },
+        } => {
+            let ctx = context(&cli).await?;
+            let key = ctx.integrity_key()?.clone();
+            let password = if *password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_line(&mut text)?;
+                Some(text.trim_end_matches(['\n', '\r']).to_owned())
+            } else {
+                None
+            };
+            let state = crate::state::State::open_in(&ctx.config.state_dir)?;
+            let created = crate::api::users::create(
+                &state,
+                &key,
+                name,
+                crate::auth::roles::Role::Admin,
+                None,
+                password.as_deref(),
+            )?;
+            crate::audit::record(
+                &state,
+                &crate::state::NewAuditEntry {
+                    time: chrono::Utc::now(),
+                    actor: format!("cli:{}", whoami()),
+                    ip: "local".into(),
+                    action: "create_admin".into(),
+                    target: format!("user:{name}"),
+                    outcome: "ok".into(),
+                    details: serde_json::json!({}),
+                },
+            )?;
+            if json {
+                print_json(&created);
+            } else {
+                println!("admin {name:?} created (user #{})", created.id);
+                if let Some(p) = &created.temporary_password {
+                    println!("temporary password (change it at the first login): {p}");
+                }
+                if let (Some(uri), Some(secret)) = (&created.totp_uri, &created.totp_secret) {
+                    println!("TOTP secret (enrol it in an authenticator app now): {secret}");
+                    println!("  {uri}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => {
+            let ctx = context(&cli).await?;
+            let state = std::sync::Mutex::new(crate::state::State::open_in(&ctx.config.state_dir)?);
+            let report = crate::audit::verify_all(&ctx, &state).await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "audit log: {} entries, {}",
+                    report.chain.entries,
+                    if report.ok {
+                        "chain intact"
+                    } else {
+                        "PROBLEMS FOUND"
+                    }
+                );
+                match &report.stored_head {
+                    Some(h) => println!("  head in the stores: #{} written {}", h.id, h.written_at),
+                    None => println!("  no head in the stores yet (coffre serve writes it)"),
+                }
+                for p in &report.problems {
+                    println!("  {}", p.what);
+                }
+                for u in &report.unreadable {
+                    println!("  unreadable head: {u}");
+                }
+            }
+            Ok(if report.ok { 0 } else { 1 })
+        }
         Command::Drill {
             action,
             source,
@@ -711,6 +823,13 @@ fn heal_output(report: &HealReport, json: bool) {
         report.failed,
         if report.is_whole() { "" } else { " (DEGRADED)" }
     );
+}
+
+/// The local user running the CLI, for the audit log.
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn load_fixture(to: &str, scale: u64) -> Result<fixture::FixtureStats, Failure> {

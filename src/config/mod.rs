@@ -84,6 +84,17 @@ prune_schedule = "0 5 * * *"   # optional: prune every source that has a retenti
 heal_schedule = "30 5 * * *"   # optional: heal every source (copy backups to the targets
                                # that miss them, from a whole copy)
 
+# Optional section: the admin API (/api/v1) of `coffre serve`: users with roles (admin,
+# operator, support, auditor), argon2id passwords, TOTP for admin and operator, API
+# tokens, and a tamper-evident audit log. Off unless listen is set. Make the first admin
+# with `coffre user create-admin NAME`. See README.md ("Admin API").
+[api]
+listen = "127.0.0.1:8080"      # plain HTTP: loopback only, unless allow_plain_http
+allow_plain_http = false       # true: any address (put a TLS-terminating proxy in front)
+session_minutes = 15           # login sessions last this long, 1 to 1440; default 15
+password_max_age_days = 90     # passwords expire, 1 to 3650; default 90
+token_max_days = 365           # API tokens last at most this long, 1 to 3650; default 365
+
 # Optional section: a generic JSON webhook, POSTed on a failed or degraded backup, a
 # failed drill, a failed prune or heal, and a source whose newest good backup is older
 # than its rpo_hours. See README.md ("Alerts") for the payload.
@@ -211,6 +222,35 @@ pub struct Config {
     pub drills: BTreeMap<String, DrillConfig>,
     /// `[alerts]` (optional): where failures are reported.
     pub alerts: AlertsConfig,
+    /// `[api]` (optional): the admin API of `coffre serve`; off without `listen`.
+    pub api: ApiConfig,
+}
+
+/// `[api]`: the authenticated admin API (see [`crate::api`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Address of `/api/v1`; `None`: no API.
+    pub listen: Option<String>,
+    /// Plain HTTP on an address other than loopback (behind a TLS-terminating proxy).
+    pub allow_plain_http: bool,
+    /// How long a login session lasts.
+    pub session_minutes: u64,
+    /// Passwords expire after this many days.
+    pub password_max_age_days: u64,
+    /// API tokens last at most this many days.
+    pub token_max_days: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: None,
+            allow_plain_http: false,
+            session_minutes: 15,
+            password_max_age_days: 90,
+            token_max_days: 365,
+        }
+    }
 }
 
 /// `[drills.SOURCE]`: how to prove that a source's backups restore.

@@ -19,10 +19,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::{LineIndex, Locations};
 use super::{
-    AlertsConfig, AnonymizationConfig, CompressionConfig, Config, DEFAULT_STALL_TIMEOUT_SECS,
-    DrillConfig, DrillPick, EncryptionConfig, FsTarget, IntegrityConfig, MysqlSource,
-    ObjectLockConfig, ObjectLockMode, PostgresSource, Problem, S3Target, ServiceConfig,
-    SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
+    AlertsConfig, AnonymizationConfig, ApiConfig, CompressionConfig, Config,
+    DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick, EncryptionConfig, FsTarget,
+    IntegrityConfig, MysqlSource, ObjectLockConfig, ObjectLockMode, PostgresSource, Problem,
+    S3Target, ServiceConfig, SourceConfig, SqliteSource, TargetConfig, did_you_mean, table_label,
 };
 use crate::retention::RetentionPolicy;
 
@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "integrity",
     "service",
     "alerts",
+    "api",
     "targets",
     "sources",
     "drills",
@@ -76,6 +77,16 @@ struct RawAlerts {
     webhook_url: Option<String>,
     webhook_token_env: Option<String>,
     timeout_secs: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    listen: Option<String>,
+    allow_plain_http: Option<bool>,
+    session_minutes: Option<i64>,
+    password_max_age_days: Option<i64>,
+    token_max_days: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +319,28 @@ impl Parser<'_> {
             None => Some(AlertsConfig::default()),
         };
 
+        let api = match root.remove_entry("api") {
+            Some((key, value)) => {
+                let scope = self.scope("[api]".to_owned(), &key.span());
+                let raw: Option<RawApi> = self.fields(value, &scope, &[]);
+                raw.map(|raw| {
+                    let default = ApiConfig::default();
+                    ApiConfig {
+                        listen: raw.listen,
+                        allow_plain_http: raw.allow_plain_http.unwrap_or(false),
+                        session_minutes: raw
+                            .session_minutes
+                            .map_or(default.session_minutes, unsigned),
+                        password_max_age_days: raw
+                            .password_max_age_days
+                            .map_or(default.password_max_age_days, unsigned),
+                        token_max_days: raw.token_max_days.map_or(default.token_max_days, unsigned),
+                    }
+                })
+            }
+            None => Some(ApiConfig::default()),
+        };
+
         let targets = self.named("targets", &mut root, Self::target);
         let sources = self.named("sources", &mut root, Self::source);
         let drills = self.named("drills", &mut root, Self::drill);
@@ -324,6 +357,7 @@ impl Parser<'_> {
             service: service?,
             drills,
             alerts: alerts?,
+            api: api?,
         })
     }
 
@@ -1053,8 +1087,8 @@ mod tests {
         assert!(
             err.contains(&format!(
                 ":{}: unknown key \"stat_dir\" at the top level (expected one of: state_dir, \
-             encryption, compression, anonymization, integrity, service, alerts, targets, sources, \
-             drills; did you mean \"state_dir\"?)",
+             encryption, compression, anonymization, integrity, service, alerts, api, targets, \
+             sources, drills; did you mean \"state_dir\"?)",
                 line_of(&text, "stat_dir")
             )),
             "{err}"

@@ -9,8 +9,9 @@ use std::str::FromStr as _;
 
 use super::locate::Locations;
 use super::{
-    AlertsConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick, MysqlSource,
-    PostgresSource, Problem, S3Target, SourceConfig, TargetConfig, defined, table_label,
+    AlertsConfig, ApiConfig, Config, DEFAULT_STALL_TIMEOUT_SECS, DrillConfig, DrillPick,
+    MysqlSource, PostgresSource, Problem, S3Target, SourceConfig, TargetConfig, defined,
+    table_label,
 };
 use crate::schedule::Schedule;
 
@@ -57,6 +58,7 @@ pub(super) fn validate(config: &Config, at: &Locations) -> Vec<Problem> {
         }
     }
     v.alerts(&config.alerts);
+    v.api(&config.api);
     if let Some(key_file) = &config.anonymization.key_file {
         v.path(key_file, &["anonymization", "key_file"], "key_file");
     }
@@ -208,7 +210,7 @@ impl Validator<'_> {
                 &["compression", "level"],
                 format!(
                     "[compression] level must be between {} and {} (1 = fastest, 19 = smallest; \
-                     default 3)",
+                     default 1)",
                     LEVELS.start(),
                     LEVELS.end()
                 ),
@@ -470,6 +472,47 @@ impl Validator<'_> {
                     WEBHOOK_TIMEOUT_SECS.end()
                 ),
             );
+        }
+    }
+
+    fn api(&mut self, api: &ApiConfig) {
+        let at = |key| ["api", key];
+        if let Some(listen) = &api.listen {
+            match listen.parse::<std::net::SocketAddr>() {
+                Err(_) => self.report(
+                    &at("listen"),
+                    format!(
+                        "[api] listen {listen:?} is not an address and port: write one like \
+                         \"127.0.0.1:8080\"; host names are not resolved"
+                    ),
+                ),
+                Ok(addr) if !addr.ip().is_loopback() && !api.allow_plain_http => self.report(
+                    &at("listen"),
+                    format!(
+                        "[api] listen {listen:?} is not a loopback address: the API speaks plain \
+                         HTTP, so passwords and tokens would cross the network in clear; keep \
+                         it on 127.0.0.1 behind a TLS-terminating proxy, or set \
+                         allow_plain_http = true if that proxy is in front of it"
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+        for (key, value, range) in [
+            ("session_minutes", api.session_minutes, 1..=1440),
+            ("password_max_age_days", api.password_max_age_days, 1..=3650),
+            ("token_max_days", api.token_max_days, 1..=3650),
+        ] {
+            if !range.contains(&value) {
+                self.report(
+                    &at(key),
+                    format!(
+                        "[api] {key} must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
         }
     }
 
@@ -1387,7 +1430,9 @@ mod tests {
         );
         // A maximum age alone is a policy: every backup younger than it is kept.
         let start = EXAMPLE.find("keep_last = 7").expect("marker in the text");
-        let end = EXAMPLE.find("max_age_days = ").expect("marker in the text");
+        let end = EXAMPLE
+            .find("max_age_days = 1095")
+            .expect("marker in the text");
         let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
         let config = Config::from_str_at(&text, Path::new("x.toml")).expect("valid config");
         let policy = config.sources["billing"].retention();

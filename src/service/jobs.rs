@@ -40,6 +40,7 @@ pub(super) fn backup_kind(ctx: &Context, source: &str) -> Result<JobKind, Config
 struct Running {
     id: Option<JobId>,
     kind: JobKind,
+    source: String,
     started: Instant,
     progress: Arc<Progress>,
     track: u64,
@@ -54,23 +55,36 @@ impl Running {
             .ok();
         let progress = Progress::new();
         env.shared.metrics.job_started(source);
-        let track = env
-            .shared
-            .metrics
-            .track(source, kind.as_str(), progress.clone());
+        let track =
+            env.shared
+                .metrics
+                .track(source, kind.as_str(), id.map(|id| id.0), progress.clone());
         tracing::info!(job = ?id.map(|id| id.0), kind = kind.as_str(), "job started");
         Running {
             id,
             kind,
+            source: source.to_owned(),
             started: Instant::now(),
             progress,
             track,
         }
     }
 
-    /// Records the end; returns the job id (for alerts).
+    /// Records the end (in the job history and the audit log); returns the job id.
     fn end(self, env: &Env, end: &JobEnd) -> Option<i64> {
         env.shared.metrics.untrack(self.track);
+        let entry = crate::state::NewAuditEntry {
+            time: end.finished_at,
+            actor: "coffre-serve".to_owned(),
+            ip: "local".to_owned(),
+            action: format!("job.{}", self.kind.as_str()),
+            target: self.source.clone(),
+            outcome: end.status.as_str().to_owned(),
+            details: json!({ "job": self.id.map(|id| id.0), "error": end.error }),
+        };
+        if let Err(e) = env.state(|s| crate::audit::record(s, &entry)) {
+            tracing::error!(error = %e, "cannot append the job to the audit log");
+        }
         if let Some(id) = self.id
             && let Err(e) = env.state(|s| s.record_job_end(id, end))
         {
@@ -366,6 +380,31 @@ pub(super) async fn heal(env: &Env) {
         ));
     }
 }
+
+/// Every [`AUDIT_HEAD_EVERY`] and at shutdown, the audit chain's head, sealed, to every
+/// store (when it moved since the last time).
+pub(super) async fn write_audit_heads(env: Arc<Env>, mut stop: watch::Receiver<bool>) {
+    let mut written: Option<i64> = None;
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(AUDIT_HEAD_EVERY) => false,
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        match crate::audit::write_head(&env.ctx, &env.state, written).await {
+            Ok(Some(id)) => written = Some(id),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the audit chain's head to the stores")
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// How often the audit chain's head is written to the stores.
+const AUDIT_HEAD_EVERY: Duration = Duration::from_secs(300);
 
 /// Every [`RPO_CHECK_EVERY`] (first at start-up), the age of each source's newest backup
 /// with a whole copy, from the stores; an alert when it passes `rpo_hours`, another when

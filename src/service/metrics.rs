@@ -67,6 +67,7 @@ struct RunningLabels {
 struct Tracked {
     source: String,
     kind: String,
+    job: Option<i64>,
     progress: Arc<Progress>,
 }
 
@@ -325,7 +326,13 @@ impl Metrics {
     }
 
     /// Follows the progress of a running job until [`Self::untrack`].
-    pub fn track(&self, source: &str, kind: &str, progress: Arc<Progress>) -> u64 {
+    pub fn track(
+        &self,
+        source: &str,
+        kind: &str,
+        job: Option<i64>,
+        progress: Arc<Progress>,
+    ) -> u64 {
         let n = self.next_track.fetch_add(1, Ordering::Relaxed);
         self.tracked
             .lock()
@@ -335,10 +342,30 @@ impl Metrics {
                 Tracked {
                     source: source.to_owned(),
                     kind: kind.to_owned(),
+                    job,
                     progress,
                 },
             );
         n
+    }
+
+    /// The live progress of running job `job`, if it runs.
+    pub fn progress_of(&self, job: i64) -> Option<serde_json::Value> {
+        let tracked = self
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tracked.values().find(|t| t.job == Some(job)).map(|t| {
+            let plain = t.progress.plain_bytes.load(Ordering::Relaxed);
+            let stored = t.progress.stored_bytes.load(Ordering::Relaxed);
+            let secs = t.progress.elapsed().as_secs_f64();
+            serde_json::json!({
+                "plain_bytes": plain,
+                "stored_bytes": stored,
+                "seconds": (secs * 10.0).round() / 10.0,
+                "plain_bytes_per_second": (plain as f64 / secs.max(1e-3)).round(),
+            })
+        })
     }
 
     pub fn untrack(&self, n: u64) {

@@ -22,7 +22,7 @@
 
 pub mod alerts;
 pub mod http;
-mod jobs;
+pub(crate) mod jobs;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -56,6 +56,11 @@ pub enum ServiceError {
         file: std::path::PathBuf,
         problem: String,
     },
+    #[error("config {file}: [api]: {problem}", file = file.display())]
+    Api {
+        file: std::path::PathBuf,
+        problem: String,
+    },
     #[error("config {file}: {error}", file = file.display())]
     Alerts {
         file: std::path::PathBuf,
@@ -80,7 +85,7 @@ pub enum ServiceError {
 
 /// A scheduled job.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Task {
+pub(crate) enum Task {
     /// A backup of a source (anonymized when the source says so).
     Backup(String),
     /// A restore drill of a source.
@@ -112,17 +117,17 @@ impl Task {
 }
 
 /// What every job of the service shares.
-struct Env {
-    ctx: Context,
-    state: Mutex<State>,
-    shared: Arc<Shared>,
-    permits: Semaphore,
-    alerts: Alerter,
+pub(crate) struct Env {
+    pub(crate) ctx: Context,
+    pub(crate) state: Mutex<State>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) permits: Semaphore,
+    pub(crate) alerts: Alerter,
 }
 
 impl Env {
     /// Runs `f` on the state store, off the async threads' hot path.
-    fn state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+    pub(crate) fn state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         tokio::task::block_in_place(|| {
             let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             f(&state)
@@ -222,6 +227,20 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     );
     let server = tokio::spawn(axum::serve(listener, router(shared.clone())).into_future());
     tracing::info!(listen = %local, "probes listening: /healthz /readyz /metrics");
+    let api_listener = match &config.api.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServiceError::Listen {
+                    file: config.file.clone(),
+                    addr: addr.clone(),
+                    source,
+                })?;
+            tracing::info!(listen = %addr, "admin API listening: /api/v1");
+            Some(listener)
+        }
+        None => None,
+    };
 
     for name in config.sources.keys() {
         clean_at_start(&ctx, name).await;
@@ -256,6 +275,26 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     }
     // The RPO watch only reads: it is aborted, not waited for, at shutdown.
     let rpo = tokio::spawn(jobs::watch_rpo(env.clone(), stop_rx.clone()));
+    let audit_heads = tokio::spawn(jobs::write_audit_heads(env.clone(), stop_rx.clone()));
+    let api = match api_listener {
+        Some(listener) => {
+            let key = env.ctx.integrity_key().map_err(|e| ServiceError::Api {
+                file: env.ctx.config.file.clone(),
+                problem: format!("the admin API seals TOTP secrets with the integrity key: {e}"),
+            })?;
+            let api = Arc::new(crate::api::Api {
+                env: env.clone(),
+                key: key.clone(),
+                config: env.ctx.config.api.clone(),
+            });
+            Some(tokio::spawn(crate::api::serve(
+                api,
+                listener,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     shared.ready.store(true, Ordering::Release);
     tracing::info!(schedules = scheduled, "service ready");
 
@@ -268,6 +307,9 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     shared.ready.store(false, Ordering::Release);
     stop_tx.send_replace(true);
     rpo.abort();
+    if let Some(api) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
+    }
     let all_ended =
         tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
             .await
@@ -282,6 +324,8 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
     if interrupted > 0 {
         tracing::warn!(jobs = interrupted, "cancelled jobs recorded as interrupted");
     }
+    // The audit chain's last head, written after the last job.
+    let _ = tokio::time::timeout(Duration::from_secs(30), audit_heads).await;
     server.abort();
     tracing::info!("service stopped");
     Ok(())
@@ -400,16 +444,28 @@ async fn run_slot(
     if *stop.borrow() {
         return false;
     }
+    run_task(env, task, slot).await;
+    if let Err(e) = env.state(|s| s.set_last_run(&task.key(), slot)) {
+        tracing::error!(error = %e, "cannot record the last run of the schedule");
+    }
+    true
+}
+
+async fn run_task(env: &Env, task: &Task, slot: DateTime<Utc>) {
     match task {
         Task::Backup(source) => jobs::backup(env, source, slot).await,
         Task::Drill(source) => jobs::drill(env, source).await,
         Task::Prune => jobs::prune(env).await,
         Task::Heal => jobs::heal(env).await,
     }
-    if let Err(e) = env.state(|s| s.set_last_run(&task.key(), slot)) {
-        tracing::error!(error = %e, "cannot record the last run of the schedule");
-    }
-    true
+}
+
+/// Runs a job now (asked through the API), under the concurrency limit.
+pub(crate) async fn run_now(env: Arc<Env>, task: Task) {
+    let Ok(_permit) = env.permits.acquire().await else {
+        return;
+    };
+    run_task(&env, &task, Utc::now()).await;
 }
 
 #[cfg(test)]

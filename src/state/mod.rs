@@ -26,10 +26,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
+mod auth;
 mod model;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{AuditEntry, NewAuditEntry, NewUser, TokenRecord, UserRecord};
 pub use model::{
     CachedCatalog, DrillReport, DrillReportId, Job, JobEnd, JobFilter, JobId, JobKind, JobStatus,
     NewDrillReport, UnknownName,
@@ -80,6 +82,8 @@ pub const MIGRATIONS: &[&str] = &[
         name     TEXT PRIMARY KEY,
         last_run TEXT NOT NULL
     );",
+    // 2: users, sessions, API tokens and the audit log of the admin API.
+    auth::MIGRATION_2,
 ];
 
 /// What a state operation can fail on; every message names the file and the way out.

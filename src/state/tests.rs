@@ -84,8 +84,11 @@ fn open_creates_folder_schema_and_wal() {
     assert_eq!(state.path(), state_dir.join("state.db"));
     assert!(state.path().is_file());
     assert_eq!(state.recovered(), None);
-    assert_eq!(state.schema_version().expect("version"), 1);
-    assert_eq!(MIGRATIONS.len(), 1);
+    assert_eq!(
+        state.schema_version().expect("version"),
+        MIGRATIONS.len() as i64
+    );
+    assert_eq!(MIGRATIONS.len(), 2);
 
     let mode: String = state
         .conn
@@ -161,7 +164,7 @@ fn restart_keeps_everything_and_applies_no_migration_twice() {
         .conn
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, MIGRATIONS.len() as i64, "each migration once");
     // Ids go on after a restart.
     let next = state
         .record_job_start(JobKind::Prune, "billing", at("2026-11-22T06:00:00Z"))
@@ -419,7 +422,10 @@ fn empty_file_is_a_fresh_state() {
     std::fs::File::create(&path).expect("touch");
     let state = State::open(&path).expect("open");
     assert_eq!(state.recovered(), None);
-    assert_eq!(state.schema_version().expect("version"), 1);
+    assert_eq!(
+        state.schema_version().expect("version"),
+        MIGRATIONS.len() as i64
+    );
 }
 
 #[test]

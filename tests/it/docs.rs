@@ -24,3 +24,20 @@ fn readme_names_the_test_command_that_ci_runs() {
         ".ci/run must call the README's test command"
     );
 }
+
+#[test]
+fn readme_shows_the_permission_matrix_and_every_route() {
+    let readme = include_str!("../../README.md");
+    let matrix = coffre::auth::roles::markdown_matrix();
+    assert!(
+        readme.contains(&matrix),
+        "README.md must contain the permission matrix verbatim:\n{matrix}"
+    );
+    for r in coffre::api::routes::ROUTES {
+        let line = format!("| `{} {}` |", r.method, r.path);
+        assert!(
+            readme.contains(&line),
+            "README.md must list the route {line}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod anonymize;
+mod api;
 mod docs;
 mod drill;
 mod errors;

@@ -1,0 +1,586 @@
+//! The handlers of the admin API's routes (see [`super::routes::ROUTES`] for who may call
+//! each; the guard checked it before any of these runs).
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Api, ApiError, AuditActor, ClientIp, Principal};
+use crate::auth::lockout::Lockout;
+use crate::auth::roles::{Permission, Role};
+use crate::auth::token::{self, TokenKind};
+use crate::auth::{password, totp};
+use crate::catalog;
+use crate::state::{DrillReportId, JobFilter, JobId};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Every route; paths and methods must match [`super::routes::ROUTES`] (a test checks).
+pub(super) fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/password", post(change_password))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/sources", get(list_sources))
+        .route("/api/v1/backups", get(list_backups))
+        .route("/api/v1/sources/{source}/backups", post(trigger_backup))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(show_job))
+        .route("/api/v1/drills", get(list_drills))
+        .route("/api/v1/drills/{id}", get(show_drill))
+        .route("/api/v1/sources/{source}/drills", post(trigger_drill))
+        .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+}
+
+fn ok(status: StatusCode, body: Value) -> ApiResult {
+    Ok((status, Json(body)).into_response())
+}
+
+// ---- session ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    name: String,
+    password: String,
+    totp: Option<String>,
+}
+
+async fn login(
+    State(api): State<Arc<Api>>,
+    Extension(ip): Extension<ClientIp>,
+    Json(body): Json<Login>,
+) -> Response {
+    let mut response = match do_login(&api, &ip.0, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response
+        .extensions_mut()
+        .insert(AuditActor(format!("login:{}", body.name)));
+    response
+}
+
+async fn do_login(api: &Api, ip: &str, body: &Login) -> ApiResult {
+    let now = Utc::now();
+    let wrong = || ApiError::unauthorized("wrong name, password or TOTP code");
+    let user = api
+        .state(|s| s.user_by_name(&body.name))
+        .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        // As slow as a real check: the answer does not tell which names exist.
+        let _ = tokio::task::spawn_blocking({
+            let password = body.password.clone();
+            move || password::verify_dummy(&password)
+        })
+        .await;
+        return Err(wrong());
+    };
+    if let Some(last) = user.last_failure
+        && let Some(lock) = Lockout::check(user.failures, last, now)
+    {
+        let mut e = ApiError::new(
+            StatusCode::from_u16(lock.status_code()).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+            lock.describe(),
+        );
+        e.retry_after = Some(lock.retry_after_secs(now));
+        return Err(e);
+    }
+    let password_ok = tokio::task::spawn_blocking({
+        let (password, phc) = (body.password.clone(), user.password_phc.clone());
+        move || password::verify(&password, &phc)
+    })
+    .await
+    .unwrap_or(false);
+    let role: Role = user.role.parse().map_err(ApiError::internal)?;
+    let totp_step = if password_ok && role.requires_totp() {
+        let secret = user
+            .totp_secret
+            .as_deref()
+            .and_then(|sealed| super::users::totp_secret(&api.key, sealed));
+        match (secret, body.totp.as_deref()) {
+            (Some(secret), Some(code)) => {
+                let unix = u64::try_from(now.timestamp()).unwrap_or(0);
+                totp::verify(&secret, code, unix, user.totp_last_step).ok()
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if !password_ok || (role.requires_totp() && totp_step.is_none()) {
+        api.state(|s| s.login_failed(user.id, now))
+            .map_err(ApiError::internal)?;
+        return Err(wrong());
+    }
+    api.state(|s| {
+        s.login_succeeded(user.id)?;
+        if let Some(step) = totp_step {
+            s.set_totp_step(user.id, step)?;
+        }
+        Ok::<_, crate::state::StateError>(())
+    })
+    .map_err(ApiError::internal)?;
+    let (session, _) = token::generate(TokenKind::Session).map_err(ApiError::internal)?;
+    let minutes = i64::try_from(api.config.session_minutes).unwrap_or(15);
+    let expires_at = now + TimeDelta::minutes(minutes);
+    api.state(|s| s.create_session(&token::fingerprint(&session), user.id, now, expires_at, ip))
+        .map_err(ApiError::internal)?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "token": session,
+            "expires_at": expires_at,
+            "user": user.name,
+            "role": user.role,
+            "must_change_password": user.must_change || api.password_expired(&user, now),
+        }),
+    )
+}
+
+async fn logout(State(api): State<Arc<Api>>, Extension(p): Extension<Principal>) -> ApiResult {
+    if let Some(fp) = &p.session {
+        api.state(|s| s.end_session(fp))
+            .map_err(ApiError::internal)?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn me(State(api): State<Arc<Api>>, Extension(p): Extension<Principal>) -> ApiResult {
+    let max_age = i64::try_from(api.config.password_max_age_days).unwrap_or(90);
+    ok(
+        StatusCode::OK,
+        json!({
+            "user": p.user.name,
+            "role": p.role.as_str(),
+            "token_id": p.token_id,
+            "must_change_password": p.must_change_password,
+            "password_expires_at": p.user.password_changed_at + TimeDelta::days(max_age),
+            "permissions": p.role.permissions().map(|x| x.as_str()).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+async fn change_password(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<PasswordChange>,
+) -> ApiResult {
+    let current_ok = tokio::task::spawn_blocking({
+        let (password, phc) = (body.current.clone(), p.user.password_phc.clone());
+        move || password::verify(&password, &phc)
+    })
+    .await
+    .unwrap_or(false);
+    if !current_ok {
+        return Err(ApiError::forbidden("the current password is wrong"));
+    }
+    if body.new == body.current {
+        return Err(ApiError::bad_request(
+            "the new password must differ from the current one",
+        ));
+    }
+    password::check_policy(&body.new, &p.user.name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let phc = tokio::task::spawn_blocking(move || password::hash(&body.new))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    api.state(|s| s.set_password(p.user.id, &phc, false, Utc::now()))
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn openapi() -> ApiResult {
+    ok(StatusCode::OK, super::openapi::document())
+}
+
+// ---- sources, backups, jobs, drills ----
+
+async fn list_sources(State(api): State<Arc<Api>>) -> ApiResult {
+    let config = &api.env.ctx.config;
+    let mut out = Vec::new();
+    for (name, source) in &config.sources {
+        let last = api
+            .state(|s| s.jobs(&JobFilter::default().source(name).limit(1)))
+            .map_err(ApiError::internal)?;
+        let next = source
+            .schedule()
+            .and_then(|_| config.schedule_of(name))
+            .and_then(Result::ok)
+            .and_then(|s| s.next_after(Utc::now()));
+        out.push(json!({
+            "name": name,
+            "type": source.kind(),
+            "targets": source.targets(),
+            "schedule": source.schedule(),
+            "next_run": next,
+            "anonymize": source.anonymize(),
+            "rpo_hours": source.rpo_hours(),
+            "last_job": last.first().map(|j| json!({
+                "id": j.id.0, "kind": j.kind.as_str(), "status": j.status.as_str(),
+                "started_at": j.started_at, "finished_at": j.finished_at,
+            })),
+        }));
+    }
+    ok(StatusCode::OK, json!({ "sources": out }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFilter {
+    source: Option<String>,
+}
+
+async fn list_backups(State(api): State<Arc<Api>>, Query(q): Query<SourceFilter>) -> ApiResult {
+    let ctx = &api.env.ctx;
+    if let Some(s) = &q.source
+        && ctx.config.source(s).is_err()
+    {
+        return Err(ApiError::not_found(format!("no source {s:?}")));
+    }
+    let listing = catalog::list(ctx, q.source.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    let backups: Vec<Value> = listing
+        .entries
+        .iter()
+        .map(|e| {
+            let m = e.manifest();
+            json!({
+                "id": e.id,
+                "source": e.source,
+                "kind": m.map(|m| m.kind.as_str()),
+                "started_at": m.map(|m| m.started_at),
+                "finished_at": m.map(|m| m.finished_at),
+                "plaintext_bytes": m.map(|m| m.plaintext_bytes),
+                "rows": m.map(|m| m.tables.total_rows()),
+                "copies": e.copies.iter().map(|c| json!({"target": c.target, "status": c.status})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let unreachable: Vec<&str> = listing
+        .unreachable
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect();
+    ok(
+        StatusCode::OK,
+        json!({ "backups": backups, "unreachable_targets": unreachable }),
+    )
+}
+
+fn known_source(api: &Api, source: &str) -> Result<(), ApiError> {
+    api.env
+        .ctx
+        .config
+        .source(source)
+        .map(|_| ())
+        .map_err(|_| ApiError::not_found(format!("no source {source:?}")))
+}
+
+async fn trigger_backup(State(api): State<Arc<Api>>, Path(source): Path<String>) -> ApiResult {
+    known_source(&api, &source)?;
+    let env = api.env.clone();
+    let name = source.clone();
+    tokio::spawn(
+        async move { crate::service::run_now(env, crate::service::Task::Backup(name)).await },
+    );
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "source": source, "kind": "backup", "jobs": "/api/v1/jobs" }),
+    )
+}
+
+async fn trigger_drill(State(api): State<Arc<Api>>, Path(source): Path<String>) -> ApiResult {
+    known_source(&api, &source)?;
+    let env = api.env.clone();
+    let name = source.clone();
+    tokio::spawn(
+        async move { crate::service::run_now(env, crate::service::Task::Drill(name)).await },
+    );
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "source": source, "kind": "drill", "jobs": "/api/v1/jobs" }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    source: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(State(api): State<Arc<Api>>, Query(q): Query<JobQuery>) -> ApiResult {
+    let mut filter = JobFilter::default().limit(q.limit.unwrap_or(100).min(1000));
+    if let Some(s) = &q.source {
+        filter = filter.source(s);
+    }
+    let jobs = api.state(|s| s.jobs(&filter)).map_err(ApiError::internal)?;
+    ok(StatusCode::OK, json!({ "jobs": jobs }))
+}
+
+async fn show_job(State(api): State<Arc<Api>>, Path(id): Path<i64>) -> ApiResult {
+    let job = api
+        .state(|s| s.job(JobId(id)))
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    let progress = api.env.shared.metrics.progress_of(id);
+    ok(StatusCode::OK, json!({ "job": job, "progress": progress }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillQuery {
+    source: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_drills(State(api): State<Arc<Api>>, Query(q): Query<DrillQuery>) -> ApiResult {
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let reports = api
+        .state(|s| s.drill_reports(q.source.as_deref(), Some(limit)))
+        .map_err(ApiError::internal)?;
+    let summary: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id.0, "source": r.source, "target": r.target, "backup_id": r.backup_id,
+                "started_at": r.started_at, "ok": r.ok,
+                "failure": r.report.get("failure"),
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "drills": summary }))
+}
+
+async fn show_drill(State(api): State<Arc<Api>>, Path(id): Path<i64>) -> ApiResult {
+    let report = api
+        .state(|s| s.drill_report(DrillReportId(id)))
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no drill report {id}")))?;
+    ok(StatusCode::OK, report.report)
+}
+
+// ---- audit ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+async fn list_audit(State(api): State<Arc<Api>>, Query(q): Query<AuditQuery>) -> ApiResult {
+    let entries = api
+        .state(|s| s.audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(500).min(10_000)))
+        .map_err(ApiError::internal)?;
+    ok(StatusCode::OK, json!({ "entries": entries }))
+}
+
+async fn verify_audit(State(api): State<Arc<Api>>) -> ApiResult {
+    let report = crate::audit::verify_all(&api.env.ctx, &api.env.state)
+        .await
+        .map_err(ApiError::internal)?;
+    ok(
+        StatusCode::OK,
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    )
+}
+
+// ---- users and tokens ----
+
+async fn list_users(State(api): State<Arc<Api>>) -> ApiResult {
+    let users = api.state(|s| s.users()).map_err(ApiError::internal)?;
+    let out: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            json!({
+                "id": u.id, "name": u.name, "role": u.role, "disabled": u.disabled,
+                "must_change_password": u.must_change, "totp": u.totp_secret.is_some(),
+                "recipient": u.recipient, "created_at": u.created_at,
+                "password_changed_at": u.password_changed_at,
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "users": out }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    name: String,
+    role: String,
+    /// The age recipient anonymized copies for this user are encrypted to (support).
+    recipient: Option<String>,
+}
+
+async fn create_user(State(api): State<Arc<Api>>, Json(body): Json<NewUserBody>) -> ApiResult {
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: crate::auth::roles::UnknownRole| ApiError::bad_request(e.to_string()))?;
+    let name_ok = !body.name.is_empty()
+        && body.name.len() <= 64
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !name_ok {
+        return Err(ApiError::bad_request(
+            "name: 1 to 64 letters, digits, '.', '_', '-' or '@'",
+        ));
+    }
+    if let Some(r) = &body.recipient
+        && r.parse::<age::x25519::Recipient>().is_err()
+    {
+        return Err(ApiError::bad_request(
+            "recipient: not an age recipient (age1…)",
+        ));
+    }
+    // The state store runs off the async threads (block_in_place), argon2 with it.
+    let created = api
+        .state(|s| {
+            super::users::create(
+                s,
+                &api.key,
+                &body.name,
+                role,
+                body.recipient.as_deref(),
+                None,
+            )
+        })
+        .map_err(|e| match e {
+            super::users::UserError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            super::users::UserError::Policy(_) => ApiError::bad_request(e.to_string()),
+            super::users::UserError::Other(_) => ApiError::internal(e),
+        })?;
+    ok(
+        StatusCode::CREATED,
+        serde_json::to_value(created).map_err(ApiError::internal)?,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: Option<String>,
+    days: Option<u64>,
+}
+
+async fn create_token(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<NewToken>,
+) -> ApiResult {
+    let role = match &body.role {
+        None => p.role,
+        Some(r) => r
+            .parse::<Role>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    if !role.permissions().all(|x| p.role.can(x)) {
+        return Err(ApiError::forbidden(format!(
+            "a token's role cannot be wider than yours ({})",
+            p.role.as_str()
+        )));
+    }
+    let days = body.days.unwrap_or(api.config.token_max_days);
+    if days == 0 || days > api.config.token_max_days {
+        return Err(ApiError::bad_request(format!(
+            "days: 1 to {} ([api] token_max_days)",
+            api.config.token_max_days
+        )));
+    }
+    if body.name.is_empty() || body.name.len() > 100 {
+        return Err(ApiError::bad_request("name: 1 to 100 characters"));
+    }
+    let now = Utc::now();
+    let expires_at = now + TimeDelta::days(i64::try_from(days).unwrap_or(1));
+    let (secret, _) = token::generate(TokenKind::Api).map_err(ApiError::internal)?;
+    let id = api
+        .state(|s| {
+            s.create_token(
+                &token::fingerprint(&secret),
+                p.user.id,
+                &body.name,
+                role.as_str(),
+                now,
+                expires_at,
+            )
+        })
+        .map_err(ApiError::internal)?;
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "id": id, "name": body.name, "role": role.as_str(), "expires_at": expires_at,
+            "token": secret,
+            "note": "shown once: coffre keeps only its SHA-256",
+        }),
+    )
+}
+
+async fn list_tokens(State(api): State<Arc<Api>>, Extension(p): Extension<Principal>) -> ApiResult {
+    let all = p.role.can(Permission::ManageAllTokens);
+    let tokens = api
+        .state(|s| s.tokens((!all).then_some(p.user.id)))
+        .map_err(ApiError::internal)?;
+    let out: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "user_id": t.user_id, "name": t.name, "role": t.role,
+                "created_at": t.created_at, "expires_at": t.expires_at,
+                "revoked_at": t.revoked_at, "last_used": t.last_used,
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "tokens": out }))
+}
+
+async fn revoke_token(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let all = p.role.can(Permission::ManageAllTokens);
+    let tokens = api
+        .state(|s| s.tokens((!all).then_some(p.user.id)))
+        .map_err(ApiError::internal)?;
+    if !tokens.iter().any(|t| t.id == id) {
+        return Err(ApiError::not_found(format!("no token {id} of yours")));
+    }
+    let revoked = api
+        .state(|s| s.revoke_token(id, Utc::now()))
+        .map_err(ApiError::internal)?;
+    if !revoked {
+        return Err(ApiError::not_found(format!(
+            "token {id} is already revoked"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
