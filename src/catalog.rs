@@ -50,6 +50,25 @@ impl Entry {
             .or_else(|| self.copies.iter().find_map(|c| c.manifest.as_ref()))
     }
 
+    /// What the API and the catalog cache show of a backup: metadata only.
+    pub fn summary(&self) -> serde_json::Value {
+        let m = self.manifest();
+        serde_json::json!({
+            "id": self.id,
+            "source": self.source,
+            "kind": m.map(|m| m.kind.as_str()),
+            "started_at": m.map(|m| m.started_at),
+            "finished_at": m.map(|m| m.finished_at),
+            "plaintext_bytes": m.map(|m| m.plaintext_bytes),
+            "rows": m.map(|m| m.tables.total_rows()),
+            "copies": self
+                .copies
+                .iter()
+                .map(|c| serde_json::json!({ "target": c.target, "status": c.status }))
+                .collect::<Vec<_>>(),
+        })
+    }
+
     /// Copies whose manifest and data object look whole.
     pub fn good_copies(&self) -> impl Iterator<Item = &Copy> {
         self.copies.iter().filter(|c| c.status == "ok")

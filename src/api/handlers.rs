@@ -224,6 +224,9 @@ async fn list_sources(State(api): State<Arc<Api>>) -> ApiResult {
         let last = api
             .state(|s| s.jobs(&JobFilter::default().source(name).limit(1)))
             .map_err(ApiError::internal)?;
+        let cached = api
+            .state(|s| s.cached_catalog(name))
+            .map_err(ApiError::internal)?;
         let next = source
             .schedule()
             .and_then(|_| config.schedule_of(name))
@@ -237,6 +240,11 @@ async fn list_sources(State(api): State<Arc<Api>>) -> ApiResult {
             "next_run": next,
             "anonymize": source.anonymize(),
             "rpo_hours": source.rpo_hours(),
+            "backups": cached.as_ref().map(|c| json!({
+                "count": c.entries.as_array().map_or(0, Vec::len),
+                "newest": c.entries.as_array().and_then(|a| a.last()).cloned(),
+                "listed_at": c.listed_at,
+            })),
             "last_job": last.first().map(|j| json!({
                 "id": j.id.0, "kind": j.kind.as_str(), "status": j.status.as_str(),
                 "started_at": j.started_at, "finished_at": j.finished_at,
@@ -265,19 +273,7 @@ async fn list_backups(State(api): State<Arc<Api>>, Query(q): Query<SourceFilter>
     let backups: Vec<Value> = listing
         .entries
         .iter()
-        .map(|e| {
-            let m = e.manifest();
-            json!({
-                "id": e.id,
-                "source": e.source,
-                "kind": m.map(|m| m.kind.as_str()),
-                "started_at": m.map(|m| m.started_at),
-                "finished_at": m.map(|m| m.finished_at),
-                "plaintext_bytes": m.map(|m| m.plaintext_bytes),
-                "rows": m.map(|m| m.tables.total_rows()),
-                "copies": e.copies.iter().map(|c| json!({"target": c.target, "status": c.status})).collect::<Vec<_>>(),
-            })
-        })
+        .map(catalog::Entry::summary)
         .collect();
     let unreachable: Vec<&str> = listing
         .unreachable

@@ -545,7 +545,7 @@ impl Validator<'_> {
                 ),
             ),
             (SourceConfig::Postgres(_), Some(url)) => {
-                for message in postgres_url_problems(url) {
+                for message in url_problems(url, &POSTGRES_URL) {
                     self.report(
                         &at("scratch_url"),
                         format!("{label}: scratch_{message}").replace(
@@ -564,7 +564,7 @@ impl Validator<'_> {
                 ),
             ),
             (SourceConfig::Mysql(_), Some(url)) => {
-                for message in mysql_url_problems(url) {
+                for message in url_problems(url, &MYSQL_URL) {
                     if message.contains("names no database") {
                         continue; // the drill makes its own
                     }
@@ -628,7 +628,7 @@ impl Validator<'_> {
 
     fn mysql(&mut self, name: &str, my: &MysqlSource) {
         let at = |key| ["sources", name, key];
-        for message in mysql_url_problems(&my.url) {
+        for message in url_problems(&my.url, &MYSQL_URL) {
             self.report(&at("url"), message);
         }
         if let Some(file) = &my.password_file {
@@ -644,7 +644,7 @@ impl Validator<'_> {
 
     fn postgres(&mut self, name: &str, pg: &PostgresSource) {
         let at = |key| ["sources", name, key];
-        for message in postgres_url_problems(&pg.url) {
+        for message in url_problems(&pg.url, &POSTGRES_URL) {
             self.report(&at("url"), message);
         }
         if let Some(file) = &pg.password_file {
@@ -803,37 +803,39 @@ fn env_name_problem(key: &str, value: &str) -> Option<String> {
     }
 }
 
-/// The URL is never echoed: it could carry a password.
-fn mysql_url_problems(url: &str) -> Vec<String> {
-    let example = "write it like \"mysql://backup@db.internal:3306/shop\"";
-    let parsed = match url::Url::parse(url) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            return vec![format!(
-                "url is not a valid url ({}): {example}",
-                e.to_string().to_lowercase()
-            )];
-        }
-    };
-    let mut problems = Vec::new();
-    if !matches!(parsed.scheme(), "mysql" | "mariadb") {
-        problems.push(format!(
-            "url must start with mysql://, not {}://: {example}",
-            parsed.scheme()
-        ));
-    }
-    if parsed.password().is_some() {
-        problems.push("url must not contain a password: use password_file".to_owned());
-    }
-    if parsed.path().trim_matches('/').is_empty() {
-        problems.push(format!("url names no database: {example}"));
-    }
-    problems
+/// What a database URL must look like, per source type.
+struct UrlRules {
+    schemes: &'static [&'static str],
+    /// `postgres:// or postgresql://`
+    shown: &'static str,
+    example: &'static str,
+    password_fix: &'static str,
+    /// libpq also reads `?password=`.
+    password_in_query: bool,
+    needs_database: bool,
 }
 
-/// The URL is never echoed: it could carry a password.
-fn postgres_url_problems(url: &str) -> Vec<String> {
-    let example = "write it like \"postgres://backup@db.internal:5432/billing\"";
+const POSTGRES_URL: UrlRules = UrlRules {
+    schemes: &["postgres", "postgresql"],
+    shown: "postgres:// or postgresql://",
+    example: "postgres://backup@db.internal:5432/billing",
+    password_fix: "use PGPASSWORD, PGPASSFILE or password_file",
+    password_in_query: true,
+    needs_database: false,
+};
+
+const MYSQL_URL: UrlRules = UrlRules {
+    schemes: &["mysql", "mariadb"],
+    shown: "mysql://",
+    example: "mysql://backup@db.internal:3306/shop",
+    password_fix: "use password_file",
+    password_in_query: false,
+    needs_database: true,
+};
+
+/// The problems of a database URL. The URL is never echoed: it could carry a password.
+fn url_problems(url: &str, rules: &UrlRules) -> Vec<String> {
+    let example = format!("write it like \"{}\"", rules.example);
     let parsed = match url::Url::parse(url) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -844,18 +846,23 @@ fn postgres_url_problems(url: &str) -> Vec<String> {
         }
     };
     let mut problems = Vec::new();
-    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+    if !rules.schemes.contains(&parsed.scheme()) {
         problems.push(format!(
-            "url must start with postgres:// or postgresql://, not {}://: {example}",
+            "url must start with {}, not {}://: {example}",
+            rules.shown,
             parsed.scheme()
         ));
     }
-    let password_in_query = parsed.query_pairs().any(|(key, _)| key == "password");
+    let password_in_query =
+        rules.password_in_query && parsed.query_pairs().any(|(key, _)| key == "password");
     if parsed.password().is_some() || password_in_query {
-        problems.push(
-            "url must not contain a password: use PGPASSWORD, PGPASSFILE or password_file"
-                .to_owned(),
-        );
+        problems.push(format!(
+            "url must not contain a password: {}",
+            rules.password_fix
+        ));
+    }
+    if rules.needs_database && parsed.path().trim_matches('/').is_empty() {
+        problems.push(format!("url names no database: {example}"));
     }
     problems
 }

@@ -135,6 +135,16 @@ pub fn db_prefix(source: &str, scope: &str) -> String {
     format!("coffre_drill_{short}_{}_", &hash[..6])
 }
 
+/// A fresh scratch database name: the prefix, the time and 16 random bits.
+fn scratch_name(source: &str, scope: &str, now: DateTime<Utc>) -> String {
+    let suffix: u16 = rand::random();
+    format!(
+        "{}{}_{suffix:04x}",
+        db_prefix(source, scope),
+        now.format("%Y%m%d%H%M%S")
+    )
+}
+
 /// Drops every scratch database of `source` left by killed drills; returns their names.
 /// Call it holding the source's drill lock. Blocking.
 pub fn clean_pg_leftovers(
@@ -163,12 +173,7 @@ pub fn create_pg(
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Scratch, SourceError> {
-    let suffix: u16 = rand::random();
-    let name = format!(
-        "{}{}_{suffix:04x}",
-        db_prefix(source, scope),
-        now.format("%Y%m%d%H%M%S")
-    );
+    let name = scratch_name(source, scope, now);
     admin.query(&format!(
         "CREATE DATABASE {}",
         crate::dump::quote_ident(&name)
@@ -232,12 +237,7 @@ pub fn create_mysql(
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Scratch, SourceError> {
-    let suffix: u16 = rand::random();
-    let name = format!(
-        "{}{}_{suffix:04x}",
-        db_prefix(source, scope),
-        now.format("%Y%m%d%H%M%S")
-    );
+    let name = scratch_name(source, scope, now);
     admin.query(&format!(
         "CREATE DATABASE {} CHARACTER SET utf8mb4",
         crate::dump::mysql_rows::quote_mysql_ident(&name)

@@ -403,33 +403,48 @@ pub(super) async fn write_audit_heads(env: Arc<Env>, mut stop: watch::Receiver<b
     }
 }
 
+/// Keeps a summary of a source's listing in the state store (a cache: the stores stay the
+/// truth, and a lost cache is rebuilt at the next listing).
+fn cache_catalog(env: &Env, source: &str, listing: &catalog::Listing) {
+    let entries: Vec<serde_json::Value> = listing
+        .entries
+        .iter()
+        .map(catalog::Entry::summary)
+        .collect();
+    let entries = json!(entries);
+    if let Err(e) = env.state(|s| s.cache_catalog(source, &entries, Utc::now())) {
+        tracing::warn!(source, error = %e, "cannot cache the catalog");
+    }
+}
+
 /// How often the audit chain's head is written to the stores.
 const AUDIT_HEAD_EVERY: Duration = Duration::from_secs(300);
 
-/// Every [`RPO_CHECK_EVERY`] (first at start-up), the age of each source's newest backup
-/// with a whole copy, from the stores; an alert when it passes `rpo_hours`, another when
-/// it is back within.
+/// Every [`RPO_CHECK_EVERY`] (first at start-up), each source's catalog from the stores,
+/// cached in the state store; for sources with `rpo_hours`, the age of the newest backup
+/// with a whole copy, an alert when it passes `rpo_hours` and another when it is back.
 pub(super) async fn watch_rpo(env: Arc<Env>, mut stop: watch::Receiver<bool>) {
-    let watched: Vec<(String, u64)> = env
+    // Every source is listed (its catalog cached in the state store); those with
+    // rpo_hours are checked.
+    let sources: Vec<(String, Option<u64>)> = env
         .ctx
         .config
         .sources
         .iter()
-        .filter_map(|(name, s)| Some((name.clone(), s.rpo_hours()?)))
+        .map(|(name, s)| (name.clone(), s.rpo_hours()))
         .collect();
-    if watched.is_empty() {
-        return;
-    }
     let mut breached: BTreeMap<String, bool> = BTreeMap::new();
     loop {
-        for (source, rpo_hours) in &watched {
+        for (source, rpo_hours) in &sources {
             let listing = match catalog::list_source(&env.ctx, source).await {
                 Ok(listing) => listing,
                 Err(e) => {
-                    tracing::warn!(source, error = %e, "RPO check: cannot list the backups");
+                    tracing::warn!(source, error = %e, "cannot list the backups");
                     continue;
                 }
             };
+            cache_catalog(&env, source, &listing);
+            let Some(rpo_hours) = rpo_hours else { continue };
             let newest = listing
                 .entries
                 .iter()

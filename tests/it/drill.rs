@@ -358,3 +358,56 @@ fn a_postgres_drill_without_scratch_server_says_what_to_add() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_shared_seed_drills_from_each_region_when_present() {
+    let Ok(dir) = std::env::var("COFFRE_TEST_SHARED_FIXTURES") else {
+        // Beside the repository in CI only; scripts/test.sh says so loudly when absent.
+        eprintln!("COFFRE_TEST_SHARED_FIXTURES unset: the shared seed is not drilled");
+        return;
+    };
+    let source = "drill_shared";
+    let src = PgDb::create("coffre_drill_shared_");
+    src.run_file(&std::path::Path::new(&dir).join("schema.sql"));
+    src.run_file(&std::path::Path::new(&dir).join("seed.sql"));
+    let eps = support::s3_endpoints();
+    let (b1, b2) = (support::unique("drs-a-"), support::unique("drs-b-"));
+    create_bucket(&eps[0], &b1).await;
+    create_bucket(&eps[1], &b2).await;
+    let ws = Workspace::new(
+        &[
+            Target::S3 {
+                name: "paris",
+                endpoint: eps[0].clone(),
+                bucket: b1,
+            },
+            Target::S3 {
+                name: "frankfurt",
+                endpoint: eps[1].clone(),
+                bucket: b2,
+            },
+        ],
+        &format!(
+            "{}{}",
+            pg_source(source, &src, &["paris", "frankfurt"]),
+            drill_table(
+                source,
+                "assertions = [\"SELECT count(*) = 0 FROM factures WHERE total_ttc < 0\"]\n"
+            )
+        ),
+    );
+    ws.backup_ok(source);
+    for target in ["paris", "frankfurt"] {
+        let (code, r) = ws.json(&["drill", source, "--target", target]);
+        assert_eq!(code, 0, "{target}: {r:#}");
+        assert_eq!(r["target"], target);
+        let tables = r["tables"].as_array().expect("tables");
+        assert!(tables.len() >= 7, "{r:#}");
+        for t in tables {
+            assert_eq!(t["ok"], true, "{t}");
+            assert_eq!(t["restored_rows"], t["expected_rows"], "{t}");
+            assert_eq!(t["restored_checksum"], t["expected_checksum"], "{t}");
+        }
+    }
+    assert!(scratch_dbs(source).is_empty(), "{:?}", scratch_dbs(source));
+}
