@@ -38,6 +38,15 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/drills", get(list_drills))
         .route("/api/v1/drills/{id}", get(show_drill))
         .route("/api/v1/sources/{source}/drills", post(trigger_drill))
+        .route(
+            "/api/v1/sources/{source}/anonymized-copies",
+            post(request_anonymized_copy),
+        )
+        .route("/api/v1/anonymized-copies", get(list_anonymized_copies))
+        .route(
+            "/api/v1/anonymized-copies/{copy}",
+            get(download_anonymized_copy),
+        )
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -377,6 +386,113 @@ async fn show_drill(State(api): State<Arc<Api>>, Path(id): Path<i64>) -> ApiResu
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no drill report {id}")))?;
     ok(StatusCode::OK, report.report)
+}
+
+// ---- anonymized copies ----
+
+async fn request_anonymized_copy(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(source): Path<String>,
+) -> ApiResult {
+    known_source(&api, &source)?;
+    let recipient = p.user.recipient.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "your account has no age recipient: an admin registers one (recipient in POST \
+             /api/v1/users); copies are encrypted to it only",
+        )
+    })?;
+    if api.env.ctx.config.encryption.identity_file.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this appliance has no identity ([encryption] identity_file): it cannot decrypt a \
+             backup to make a copy",
+        ));
+    }
+    let env = api.env.clone();
+    let task = crate::service::Task::AnonymizedCopy {
+        source: source.clone(),
+        requester: p.user.name.clone(),
+        recipient,
+    };
+    tokio::spawn(async move { crate::service::run_now(env, task).await });
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "source": source, "copies": "/api/v1/anonymized-copies" }),
+    )
+}
+
+/// The anonymized copies encrypted to the caller's recipient (none without one).
+async fn own_copies(api: &Api, p: &Principal) -> Result<Vec<catalog::Entry>, ApiError> {
+    let Some(recipient) = p.user.recipient.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let listing = catalog::list(&api.env.ctx, None)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(listing
+        .entries
+        .into_iter()
+        .filter(|e| {
+            e.manifest().is_some_and(|m| {
+                m.derived_from.is_some() && m.encryption.recipients.iter().all(|r| r == recipient)
+            })
+        })
+        .collect())
+}
+
+async fn list_anonymized_copies(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    let copies: Vec<Value> = own_copies(&api, &p)
+        .await?
+        .iter()
+        .map(|e| {
+            let mut v = e.summary();
+            v["derived_from"] = json!(e.manifest().and_then(|m| m.derived_from.clone()));
+            v["download"] = json!(format!("/api/v1/anonymized-copies/{}", e.id));
+            v
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "copies": copies }))
+}
+
+async fn download_anonymized_copy(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(copy): Path<String>,
+) -> ApiResult {
+    let copies = own_copies(&api, &p).await?;
+    let entry = copies
+        .iter()
+        .find(|e| e.id == copy)
+        .ok_or_else(|| ApiError::not_found(format!("no anonymized copy {copy} of yours")))?;
+    let (store, key) = entry
+        .good_copies()
+        .find_map(|c| {
+            let store = api.env.ctx.store(&c.target)?;
+            Some((
+                store,
+                crate::manifest::object_key(&entry.source, &entry.id, crate::manifest::DATA_OBJECT),
+            ))
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no whole copy of {copy} in any target")))?;
+    let body = store.get(&key).await.map_err(ApiError::internal)?;
+    let mut response = axum::body::Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-{}.sql.zst.age\"",
+        entry.source, entry.id
+    )) {
+        headers.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 // ---- audit ----

@@ -18,6 +18,8 @@ pub fn document() -> Value {
             .map(|name| {
                 let schema = if name == "id" {
                     json!({ "type": "integer", "format": "int64" })
+                } else if name == "copy" {
+                    json!({ "type": "string", "pattern": "^[0-9]{8}T[0-9]{6}\\.[0-9]{3}Z-[0-9a-f]{4}$" })
                 } else {
                     json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$" })
                 };
@@ -39,6 +41,8 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         let ok_body = if r.status == 204 {
             json!({ "description": "Done" })
+        } else if r.operation == "download_anonymized_copy" {
+            json!({ "description": "The copy's data object", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } })
         } else {
             json!({ "description": "Done", "content": { "application/json": { "schema": { "type": "object" } } } })
         };

@@ -282,6 +282,56 @@ pub(super) async fn drill(env: &Env, source: &str) {
     }
 }
 
+/// An anonymized copy of `source`'s newest full backup with a whole copy, encrypted to
+/// `recipient` only, for `requester`.
+pub(crate) async fn anonymized_copy(env: &Env, source: &str, requester: &str, recipient: &str) {
+    let job = Running::start(env, JobKind::AnonymizedCopy, source);
+    let result = async {
+        let listing = catalog::list_source(&env.ctx, source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let newest = listing
+            .entries
+            .iter()
+            .rev()
+            .find(|e| {
+                e.good_copies().next().is_some()
+                    && e.manifest()
+                        .is_some_and(|m| m.kind == crate::manifest::BackupKind::Full)
+            })
+            .ok_or_else(|| format!("source {source} has no full backup with a whole copy"))?;
+        let opts = crate::pipeline::anonymize_copy::CopyOptions {
+            backup_id: newest.id.clone(),
+            recipient: recipient.to_owned(),
+            target: None,
+        };
+        crate::pipeline::anonymize_copy::run_anonymize_copy(&env.ctx, &opts, job.progress.clone())
+            .await
+            .map(|report| (newest.id.clone(), report))
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let end = match &result {
+        Ok((from, report)) => JobEnd {
+            status: report.status.into(),
+            finished_at: Utc::now(),
+            bytes: Some(report.stored_bytes),
+            error: report.error.clone(),
+            details: Some(json!({
+                "id": report.id, "derived_from": from, "requester": requester,
+            })),
+        },
+        Err(e) => failed(e.clone()),
+    };
+    let id = job.end(env, &end);
+    env.shared
+        .metrics
+        .job_counted(source, JobKind::AnonymizedCopy, end.status);
+    if end.status != JobStatus::Ok {
+        tracing::warn!(job = ?id, requester, error = end.error.as_deref().unwrap_or(""), "anonymized copy not made");
+    }
+}
+
 /// One scheduled prune of every source with a retention policy.
 pub(super) async fn prune(env: &Env) {
     let job = Running::start(env, JobKind::Prune, "*");

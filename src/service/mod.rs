@@ -94,6 +94,13 @@ pub(crate) enum Task {
     Prune,
     /// `coffre heal` over every source.
     Heal,
+    /// An anonymized copy of a source's newest full backup for a requester, encrypted to
+    /// their recipient only (asked through the API).
+    AnonymizedCopy {
+        source: String,
+        requester: String,
+        recipient: String,
+    },
 }
 
 impl Task {
@@ -104,13 +111,16 @@ impl Task {
             Task::Drill(source) => format!("drill:{source}"),
             Task::Prune => "prune".to_owned(),
             Task::Heal => "heal".to_owned(),
+            Task::AnonymizedCopy { source, .. } => format!("anonymized-copy:{source}"),
         }
     }
 
     /// The source it works on (`*`: every source), for logs, history and metrics.
     fn source(&self) -> &str {
         match self {
-            Task::Backup(source) | Task::Drill(source) => source,
+            Task::Backup(source) | Task::Drill(source) | Task::AnonymizedCopy { source, .. } => {
+                source
+            }
             Task::Prune | Task::Heal => "*",
         }
     }
@@ -457,6 +467,11 @@ async fn run_task(env: &Env, task: &Task, slot: DateTime<Utc>) {
         Task::Drill(source) => jobs::drill(env, source).await,
         Task::Prune => jobs::prune(env).await,
         Task::Heal => jobs::heal(env).await,
+        Task::AnonymizedCopy {
+            source,
+            requester,
+            recipient,
+        } => jobs::anonymized_copy(env, source, requester, recipient).await,
     }
 }
 

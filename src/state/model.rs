@@ -20,16 +20,19 @@ pub enum JobKind {
     Heal,
     Drill,
     Verify,
+    /// An anonymized copy of an existing backup, for a requester (support).
+    AnonymizedCopy,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Backup,
         JobKind::AnonymizedBackup,
         JobKind::Prune,
         JobKind::Heal,
         JobKind::Drill,
         JobKind::Verify,
+        JobKind::AnonymizedCopy,
     ];
 
     /// The stored and displayed name: `backup`, `anonymized_backup`, `prune`, …
@@ -41,6 +44,7 @@ impl JobKind {
             JobKind::Heal => "heal",
             JobKind::Drill => "drill",
             JobKind::Verify => "verify",
+            JobKind::AnonymizedCopy => "anonymized_copy",
         }
     }
 }

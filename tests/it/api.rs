@@ -130,7 +130,9 @@ fn create_admin(ws: &Workspace) -> String {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{source}", "lite").replace("{id}", "1")
+    path.replace("{source}", "lite")
+        .replace("{id}", "1")
+        .replace("{copy}", "20260101T000000.000Z-0000")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,4 +464,168 @@ async fn lockout_expiry_and_an_altered_audit_row() {
                 .is_some_and(|w| w.contains("#3 was altered"))),
         "{v:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_gets_an_anonymized_copy_only_its_key_opens_and_nothing_raw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("billing.db");
+    crate::harness::load_billing_sqlite(&db, 60);
+    let ws = crate::anonymize::sqlite_anon_workspace(&db, crate::anonymize::KEY_A);
+    let (api_port, probe_port) = (free_port(), free_port());
+    let mut config = std::fs::read_to_string(&ws.config).expect("config");
+    config.push_str(&format!(
+        "[service]\nlisten = \"127.0.0.1:{probe_port}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n"
+    ));
+    std::fs::write(&ws.config, config).expect("config");
+    ws.backup_ok("lite");
+    let admin_totp = create_admin(&ws);
+
+    // The requester's own age key; the appliance never sees its identity.
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["keygen", "--json", "--out"])
+        .arg(ws.path("support-identity.txt"))
+        .output()
+        .expect("keygen");
+    let recipient = serde_json::from_slice::<Value>(&out.stdout).expect("json")["recipient"]
+        .as_str()
+        .expect("recipient")
+        .to_owned();
+
+    let mut child = start(&ws, 1);
+    wait_ready(&ws, &mut child, probe_port, 1);
+    let srv = Server {
+        base: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::new(),
+        ws,
+    };
+    let (_, v) = srv
+        .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
+        .await;
+    let admin = v["token"].as_str().expect("token").to_owned();
+    let (status, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({ "name": "sup", "role": "support", "recipient": recipient })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let temp = created["temporary_password"]
+        .as_str()
+        .expect("temporary")
+        .to_owned();
+    let (_, v) = srv.login("sup", &temp, None).await;
+    let sup = v["token"].as_str().expect("token").to_owned();
+    let (status, _) = srv
+        .call(
+            Method::POST,
+            "/api/v1/password",
+            Some(&sup),
+            Some(json!({ "current": temp, "new": "Helpdesk-Lyon-Rhone-2031" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Never a raw backup, a restore-like action, a user or the audit log.
+    for (method, path) in [
+        (Method::GET, "/api/v1/backups"),
+        (Method::POST, "/api/v1/sources/lite/backups"),
+        (Method::POST, "/api/v1/sources/lite/drills"),
+        (Method::GET, "/api/v1/jobs"),
+        (Method::GET, "/api/v1/users"),
+        (Method::GET, "/api/v1/audit"),
+        (Method::GET, "/api/v1/audit/verify"),
+    ] {
+        let (status, _) = srv.call(method.clone(), path, Some(&sup), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+
+    let (status, v) = srv
+        .call(
+            Method::POST,
+            "/api/v1/sources/lite/anonymized-copies",
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let started = std::time::Instant::now();
+    let copy = loop {
+        let (status, v) = srv
+            .call(Method::GET, "/api/v1/anonymized-copies", Some(&sup), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        if let Some(c) = v["copies"].as_array().and_then(|a| a.first()) {
+            break c.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no copy: {}",
+            logs(&srv.ws, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(copy["kind"], "anonymized");
+    let resp = srv
+        .http
+        .get(format!(
+            "{}{}",
+            srv.base,
+            copy["download"].as_str().expect("link")
+        ))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.bytes().await.expect("body");
+    let file = srv.ws.path("copy.sql.zst.age");
+    std::fs::write(&file, &bytes).expect("write");
+
+    let decrypt = |identity: &str| {
+        std::process::Command::new("bash")
+            .args(["-o", "pipefail", "-c"])
+            .arg(format!(
+                "age -d -i {} {} | zstd -d",
+                srv.ws.path(identity).display(),
+                file.display()
+            ))
+            .output()
+            .expect("age")
+    };
+    let opened = decrypt("support-identity.txt");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let sql = String::from_utf8_lossy(&opened.stdout).into_owned();
+    assert!(
+        sql.contains("INSERT INTO"),
+        "{}",
+        &sql[..sql.len().min(500)]
+    );
+    let conn = rusqlite::Connection::open(&db).expect("source");
+    let emails: Vec<String> = conn
+        .prepare("SELECT email FROM clients")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("emails");
+    assert_eq!(emails.len(), 60);
+    for e in &emails {
+        assert!(!sql.contains(e.as_str()), "{e} left in the copy");
+    }
+    // The appliance's own identity does not open it.
+    assert!(!decrypt("identity.txt").status.success());
+    // Another user (the admin, no recipient) sees no copy.
+    let (_, v) = srv
+        .call(Method::GET, "/api/v1/anonymized-copies", Some(&admin), None)
+        .await;
+    assert_eq!(v["copies"].as_array().map(Vec::len), Some(0), "{v}");
+
+    assert_eq!(terminate(&srv.ws, child, Duration::from_secs(60), 1), 0);
 }
