@@ -34,7 +34,9 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/backups", get(list_backups))
         .route("/api/v1/sources/{source}/backups", post(trigger_backup))
         .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(show_job))
+        .route("/api/v1/jobs/{id}", get(show_job).delete(cancel_job))
+        .route("/api/v1/backups/{backup}/verify", post(verify_backup))
+        .route("/api/v1/backups/{backup}/restore", post(restore_backup))
         .route("/api/v1/drills", get(list_drills))
         .route("/api/v1/drills/{id}", get(show_drill))
         .route("/api/v1/sources/{source}/drills", post(trigger_drill))
@@ -353,6 +355,69 @@ async fn show_job(State(api): State<Arc<Api>>, Path(id): Path<i64>) -> ApiResult
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     let progress = api.env.shared.metrics.progress_of(id);
     ok(StatusCode::OK, json!({ "job": job, "progress": progress }))
+}
+
+async fn cancel_job(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    if api.env.cancel(id, &p.actor()) {
+        ok(StatusCode::ACCEPTED, json!({ "cancelling": id }))
+    } else {
+        Err(ApiError::not_found(format!("no running job {id}")))
+    }
+}
+
+/// The source of a backup, or 404.
+async fn backup_source(api: &Api, backup: &str) -> Result<String, ApiError> {
+    catalog::find(&api.env.ctx, backup)
+        .await
+        .map_err(ApiError::internal)?
+        .map(|e| e.source)
+        .ok_or_else(|| ApiError::not_found(format!("no backup {backup} in any target")))
+}
+
+async fn verify_backup(State(api): State<Arc<Api>>, Path(backup): Path<String>) -> ApiResult {
+    let source = backup_source(&api, &backup).await?;
+    let env = api.env.clone();
+    let task = crate::service::Task::Verify {
+        source: source.clone(),
+        backup: backup.clone(),
+    };
+    tokio::spawn(async move { crate::service::run_now(env, task).await });
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "backup": backup, "source": source, "jobs": "/api/v1/jobs" }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    to: String,
+}
+
+async fn restore_backup(
+    State(api): State<Arc<Api>>,
+    Path(backup): Path<String>,
+    Json(body): Json<RestoreBody>,
+) -> ApiResult {
+    let source = backup_source(&api, &backup).await?;
+    // Checked now, so that a bad destination is a 400, not a failed job.
+    crate::pipeline::restore::destination_for(&api.env.ctx, &source, &body.to)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let env = api.env.clone();
+    let task = crate::service::Task::Restore {
+        source: source.clone(),
+        backup: backup.clone(),
+        to: body.to,
+    };
+    tokio::spawn(async move { crate::service::run_now(env, task).await });
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "backup": backup, "source": source, "jobs": "/api/v1/jobs" }),
+    )
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,7 @@ pub fn document() -> Value {
             .map(|name| {
                 let schema = if name == "id" {
                     json!({ "type": "integer", "format": "int64" })
-                } else if name == "copy" {
+                } else if name == "copy" || name == "backup" {
                     json!({ "type": "string", "pattern": "^[0-9]{8}T[0-9]{6}\\.[0-9]{3}Z-[0-9a-f]{4}$" })
                 } else {
                     json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$" })

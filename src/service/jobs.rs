@@ -36,6 +36,33 @@ pub(super) fn backup_kind(ctx: &Context, source: &str) -> Result<JobKind, Config
     })
 }
 
+/// How a running job is cancelled: its token, and who asked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel {
+    token: tokio_util::sync::CancellationToken,
+    by: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Cancel {
+    pub(crate) fn cancel(&self, by: &str) {
+        if let Ok(mut who) = self.by.lock() {
+            who.get_or_insert_with(|| by.to_owned());
+        }
+        self.token.cancel();
+    }
+
+    fn who(&self) -> String {
+        self.by
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .unwrap_or_else(|| "someone".to_owned())
+    }
+}
+
+/// The job was cancelled (through the API); the text says by whom.
+struct Cancelled(String);
+
 /// A job being run: recorded at its start, ended by [`Running::end`].
 struct Running {
     id: Option<JobId>,
@@ -44,6 +71,7 @@ struct Running {
     started: Instant,
     progress: Arc<Progress>,
     track: u64,
+    cancel: Cancel,
 }
 
 impl Running {
@@ -60,6 +88,13 @@ impl Running {
                 .metrics
                 .track(source, kind.as_str(), id.map(|id| id.0), progress.clone());
         tracing::info!(job = ?id.map(|id| id.0), kind = kind.as_str(), "job started");
+        let cancel = Cancel::default();
+        if let Some(id) = id {
+            env.cancels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.0, cancel.clone());
+        }
         Running {
             id,
             kind,
@@ -67,12 +102,44 @@ impl Running {
             started: Instant::now(),
             progress,
             track,
+            cancel,
         }
+    }
+
+    /// Runs the job's work unless it is cancelled first (then the work is dropped: its
+    /// uploads abandoned, as at shutdown).
+    async fn run<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Cancelled> {
+        tokio::select! {
+            out = work => Ok(out),
+            () = self.cancel.token.cancelled() => Err(Cancelled(self.cancel.who())),
+        }
+    }
+
+    /// Ends a cancelled job: recorded `interrupted`, counted.
+    fn cancelled(self, env: &Env, source: &str, cancelled: Cancelled) {
+        let kind = self.kind;
+        let end = JobEnd {
+            status: JobStatus::Interrupted,
+            finished_at: Utc::now(),
+            bytes: None,
+            error: Some(format!("cancelled by {}", cancelled.0)),
+            details: None,
+        };
+        self.end(env, &end);
+        env.shared
+            .metrics
+            .job_counted(source, kind, JobStatus::Interrupted);
     }
 
     /// Records the end (in the job history and the audit log); returns the job id.
     fn end(self, env: &Env, end: &JobEnd) -> Option<i64> {
         env.shared.metrics.untrack(self.track);
+        if let Some(id) = self.id {
+            env.cancels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id.0);
+        }
         let entry = crate::state::NewAuditEntry {
             time: end.finished_at,
             actor: "coffre-serve".to_owned(),
@@ -141,13 +208,16 @@ pub(super) async fn backup(env: &Env, source: &str, slot: DateTime<Utc>) {
     };
     let job = Running::start(env, kind, source);
     let started = job.started;
-    let result = run_backup(
+    let work = run_backup(
         &env.ctx,
         source,
         BackupOptions::default(),
         job.progress.clone(),
-    )
-    .await;
+    );
+    let result = match job.run(work).await {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, source, c),
+    };
     let finished_at = Utc::now();
     let (end, report) = match result {
         Ok(report) => {
@@ -212,7 +282,13 @@ pub(super) async fn drill(env: &Env, source: &str) {
         source: source.to_owned(),
         target: None,
     };
-    let result = drill::run_drill(&env.ctx, &opts, job.progress.clone()).await;
+    let result = match job
+        .run(drill::run_drill(&env.ctx, &opts, job.progress.clone()))
+        .await
+    {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, source, c),
+    };
     let report = match result {
         Ok(report) => report,
         Err(e) => {
@@ -286,7 +362,7 @@ pub(super) async fn drill(env: &Env, source: &str) {
 /// `recipient` only, for `requester`.
 pub(crate) async fn anonymized_copy(env: &Env, source: &str, requester: &str, recipient: &str) {
     let job = Running::start(env, JobKind::AnonymizedCopy, source);
-    let result = async {
+    let work = async {
         let listing = catalog::list_source(&env.ctx, source)
             .await
             .map_err(|e| e.to_string())?;
@@ -309,8 +385,11 @@ pub(crate) async fn anonymized_copy(env: &Env, source: &str, requester: &str, re
             .await
             .map(|report| (newest.id.clone(), report))
             .map_err(|e| e.to_string())
-    }
-    .await;
+    };
+    let result = match job.run(work).await {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, source, c),
+    };
     let end = match &result {
         Ok((from, report)) => JobEnd {
             status: report.status.into(),
@@ -332,10 +411,72 @@ pub(crate) async fn anonymized_copy(env: &Env, source: &str, requester: &str, re
     }
 }
 
+/// Re-reads every copy of `backup` (of `source`) against its manifest.
+pub(crate) async fn verify(env: &Env, source: &str, backup: &str) {
+    let job = Running::start(env, JobKind::Verify, source);
+    let work = crate::pipeline::verify::run_verify(&env.ctx, Some(backup), None, &job.progress);
+    let result = match job.run(work).await {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, source, c),
+    };
+    let end = match result {
+        Ok(report) => JobEnd {
+            status: if report.ok {
+                JobStatus::Ok
+            } else {
+                JobStatus::Failed
+            },
+            finished_at: Utc::now(),
+            bytes: None,
+            error: (!report.ok)
+                .then(|| format!("backup {backup}: a copy is bad or a target unreachable")),
+            details: serde_json::to_value(&report).ok(),
+        },
+        Err(e) => failed(e.to_string()),
+    };
+    job.end(env, &end);
+    env.shared
+        .metrics
+        .job_counted(source, JobKind::Verify, end.status);
+}
+
+/// Restores `backup` (of `source`) into the empty database `to`.
+pub(crate) async fn restore(env: &Env, source: &str, backup: &str, to: &str) {
+    let job = Running::start(env, JobKind::Restore, source);
+    let opts = crate::pipeline::restore::RestoreOptions {
+        backup_id: backup.to_owned(),
+        to: to.to_owned(),
+        target: None,
+        force: false,
+    };
+    let work = crate::pipeline::restore::run_restore(&env.ctx, &opts, job.progress.clone());
+    let result = match job.run(work).await {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, source, c),
+    };
+    let end = match result {
+        Ok(report) => JobEnd {
+            status: JobStatus::Ok,
+            finished_at: Utc::now(),
+            bytes: Some(report.stored_bytes),
+            error: None,
+            details: serde_json::to_value(&report).ok(),
+        },
+        Err(e) => failed(e.to_string()),
+    };
+    job.end(env, &end);
+    env.shared
+        .metrics
+        .job_counted(source, JobKind::Restore, end.status);
+}
+
 /// One scheduled prune of every source with a retention policy.
 pub(super) async fn prune(env: &Env) {
     let job = Running::start(env, JobKind::Prune, "*");
-    let result = run_prune(&env.ctx, None, false, Utc::now()).await;
+    let result = match job.run(run_prune(&env.ctx, None, false, Utc::now())).await {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, "*", c),
+    };
     let end = match &result {
         Ok(report) => JobEnd {
             status: if report.ok {
@@ -389,7 +530,13 @@ pub(super) async fn heal(env: &Env) {
         source: None,
         dry_run: false,
     };
-    let result = run_heal(&env.ctx, &opts, job.progress.clone()).await;
+    let result = match job
+        .run(run_heal(&env.ctx, &opts, job.progress.clone()))
+        .await
+    {
+        Ok(result) => result,
+        Err(c) => return job.cancelled(env, "*", c),
+    };
     let end = match &result {
         Ok(report) => JobEnd {
             status: if report.is_whole() {

@@ -101,6 +101,14 @@ pub(crate) enum Task {
         requester: String,
         recipient: String,
     },
+    /// Re-read every copy of one backup against its manifest (asked through the API).
+    Verify { source: String, backup: String },
+    /// Restore one backup into an empty database (asked through the API).
+    Restore {
+        source: String,
+        backup: String,
+        to: String,
+    },
 }
 
 impl Task {
@@ -112,15 +120,19 @@ impl Task {
             Task::Prune => "prune".to_owned(),
             Task::Heal => "heal".to_owned(),
             Task::AnonymizedCopy { source, .. } => format!("anonymized-copy:{source}"),
+            Task::Verify { backup, .. } => format!("verify:{backup}"),
+            Task::Restore { backup, .. } => format!("restore:{backup}"),
         }
     }
 
     /// The source it works on (`*`: every source), for logs, history and metrics.
     fn source(&self) -> &str {
         match self {
-            Task::Backup(source) | Task::Drill(source) | Task::AnonymizedCopy { source, .. } => {
-                source
-            }
+            Task::Backup(source)
+            | Task::Drill(source)
+            | Task::AnonymizedCopy { source, .. }
+            | Task::Verify { source, .. }
+            | Task::Restore { source, .. } => source,
             Task::Prune | Task::Heal => "*",
         }
     }
@@ -133,9 +145,24 @@ pub(crate) struct Env {
     pub(crate) shared: Arc<Shared>,
     pub(crate) permits: Semaphore,
     pub(crate) alerts: Alerter,
+    /// Running jobs that can be cancelled, by job id: their token and who cancelled.
+    pub(crate) cancels: Mutex<std::collections::BTreeMap<i64, jobs::Cancel>>,
 }
 
 impl Env {
+    /// Cancels running job `id` (its uploads are abandoned, nothing partial is listed);
+    /// false when no such job runs.
+    pub(crate) fn cancel(&self, id: i64, by: &str) -> bool {
+        let cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
+        match cancels.get(&id) {
+            Some(cancel) => {
+                cancel.cancel(by);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs `f` on the state store, off the async threads' hot path.
     pub(crate) fn state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         tokio::task::block_in_place(|| {
@@ -271,6 +298,7 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
         shared: shared.clone(),
         permits,
         alerts,
+        cancels: Mutex::default(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -472,6 +500,8 @@ async fn run_task(env: &Env, task: &Task, slot: DateTime<Utc>) {
             requester,
             recipient,
         } => jobs::anonymized_copy(env, source, requester, recipient).await,
+        Task::Verify { source, backup } => jobs::verify(env, source, backup).await,
+        Task::Restore { source, backup, to } => jobs::restore(env, source, backup, to).await,
     }
 }
 

@@ -22,10 +22,12 @@ pub enum JobKind {
     Verify,
     /// An anonymized copy of an existing backup, for a requester (support).
     AnonymizedCopy,
+    /// A restore asked through the API.
+    Restore,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Backup,
         JobKind::AnonymizedBackup,
         JobKind::Prune,
@@ -33,6 +35,7 @@ impl JobKind {
         JobKind::Drill,
         JobKind::Verify,
         JobKind::AnonymizedCopy,
+        JobKind::Restore,
     ];
 
     /// The stored and displayed name: `backup`, `anonymized_backup`, `prune`, …
@@ -45,6 +48,7 @@ impl JobKind {
             JobKind::Drill => "drill",
             JobKind::Verify => "verify",
             JobKind::AnonymizedCopy => "anonymized_copy",
+            JobKind::Restore => "restore",
         }
     }
 }

@@ -10,6 +10,7 @@
                                             drill; writes WORKDIR/fuzz.token
                                             and the session token WORKDIR/admin.session
     fuzz_helper.py check-token BASE WORKDIR the fuzz token still answers GET /api/v1/me
+    fuzz_helper.py settle BASE WORKDIR      waits until no job runs; prints their tally
 
 BASE is the API's origin (http://127.0.0.1:PORT). `prepare` reads the admin's name,
 password and TOTP secret from WORKDIR/admin.name, admin.password and admin.totp.
@@ -158,6 +159,25 @@ def check_token(base, workdir):
     print(f"[api-fuzz] fuzz token still valid ({value.get('user')}, {value.get('role')})")
 
 
+def settle(base, workdir, timeout=180):
+    """Waits until no job runs (the fuzzing triggers backups and drills); prints a tally."""
+    token = read(workdir, "admin.session")
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = expect("list jobs", call(base, "GET", "/api/v1/jobs?limit=1000", token), 200)["jobs"]
+        running = [j for j in jobs if j.get("status") == "running"]
+        if not running:
+            break
+        if time.monotonic() > deadline:
+            die(f"{len(running)} job(s) still running after {timeout} s: {running}")
+        time.sleep(0.5)
+    tally = {}
+    for j in jobs:
+        key = f"{j.get('kind')} {j.get('status')}"
+        tally[key] = tally.get(key, 0) + 1
+    print(f"[api-fuzz] jobs after the fuzzing: {dict(sorted(tally.items()))}")
+
+
 def free_ports(n):
     socks, ports = [], []
     try:
@@ -204,6 +224,8 @@ def main(argv):
         prepare(*args)
     elif cmd == "check-token" and len(args) == 2:
         check_token(*args)
+    elif cmd == "settle" and len(args) == 2:
+        settle(*args)
     elif cmd == "totp" and len(args) == 1:  # for debugging: the code of now
         print(totp_at(args[0], time.time()))
     else:

@@ -133,6 +133,7 @@ fn concrete(path: &str) -> String {
     path.replace("{source}", "lite")
         .replace("{id}", "1")
         .replace("{copy}", "20260101T000000.000Z-0000")
+        .replace("{backup}", "20260101T000000.000Z-0000")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -628,4 +629,153 @@ async fn support_gets_an_anonymized_copy_only_its_key_opens_and_nothing_raw() {
     assert_eq!(v["copies"].as_array().map(Vec::len), Some(0), "{v}");
 
     assert_eq!(terminate(&srv.ws, child, Duration::from_secs(60), 1), 0);
+}
+
+/// Polls the job history until a job of `kind` satisfies `done`.
+async fn wait_job(srv: &Server, token: &str, kind: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, v) = srv
+            .call(Method::GET, "/api/v1/jobs", Some(token), None)
+            .await;
+        if let Some(job) = v["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["kind"] == kind && done(j)))
+        {
+            return job.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no {kind} job as wanted: {v}\n{}",
+            logs(&srv.ws, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_verifies_and_cancels_through_the_api() {
+    let (api_port, probe_port) = (free_port(), free_port());
+    let ws = workspace(api_port, probe_port);
+    let mut config = std::fs::read_to_string(&ws.config).expect("config");
+    config.push_str("[sources.big]\ntype = \"sqlite\"\npath = \"big.db\"\ntargets = [\"local\"]\n");
+    std::fs::write(&ws.config, config).expect("config");
+    crate::interrupted::random_blobs(&ws.path("big.db"), 120);
+    let id = ws.backup_ok("lite");
+    let admin_totp = create_admin(&ws);
+    let mut child = start(&ws, 1);
+    wait_ready(&ws, &mut child, probe_port, 1);
+    let srv = Server {
+        base: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::new(),
+        ws,
+    };
+    let (_, v) = srv
+        .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
+        .await;
+    let admin = v["token"].as_str().expect("token").to_owned();
+
+    // Verify: a job re-reads the copies.
+    let (status, v) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/backups/{id}/verify"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let job = wait_job(&srv, &admin, "verify", |j| j["status"] != "running").await;
+    assert_eq!(job["status"], "ok", "{job}");
+
+    // Restore into a new SQLite file; a bad destination is refused at once.
+    let (status, _) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/backups/{id}/restore"),
+            Some(&admin),
+            Some(json!({ "to": "ftp://nowhere/x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let restored = srv.ws.path("restored.db");
+    let (status, v) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/backups/{id}/restore"),
+            Some(&admin),
+            Some(json!({ "to": restored.display().to_string() })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let job = wait_job(&srv, &admin, "restore", |j| j["status"] != "running").await;
+    assert_eq!(job["status"], "ok", "{job}");
+    let conn = rusqlite::Connection::open(&restored).expect("restored");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 20);
+
+    // Cancel: a running backup stops, is recorded interrupted, and leaves nothing listed.
+    let (status, _) = srv
+        .call(
+            Method::POST,
+            "/api/v1/sources/big/backups",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let running = wait_job(&srv, &admin, "backup", |j| {
+        j["source"] == "big" && j["status"] == "running"
+    })
+    .await;
+    let job_id = running["id"].as_i64().expect("id");
+    let (status, v) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        v["progress"].is_object() || v["job"]["status"] != "running",
+        "live progress: {v}"
+    );
+    let (status, v) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let ended = wait_job(&srv, &admin, "backup", |j| {
+        j["id"] == job_id && j["status"] != "running"
+    })
+    .await;
+    assert_eq!(ended["status"], "interrupted", "{ended}");
+    assert!(
+        ended["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cancelled by user:root-admin")),
+        "{ended}"
+    );
+    let (status, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/jobs/{job_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(terminate(&srv.ws, child, Duration::from_secs(60), 1), 0);
+    assert!(
+        srv.ws.listed("big").is_empty(),
+        "a cancelled backup is never listed"
+    );
 }
