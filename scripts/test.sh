@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, starts PostgreSQL, MariaDB and two
 # SeaweedFS "regions", then runs cargo fmt --check, clippy and cargo test against them,
-# and checks the Helm chart offline (scripts/chart-check.sh).
+# checks the Helm chart offline (scripts/chart-check.sh) and fuzzes the admin API with
+# schemathesis (scripts/api-fuzz.sh).
 #
 #   bash scripts/test.sh [ARGS...]      ARGS go to `cargo test --all-targets`
 #
@@ -87,3 +88,8 @@ for f in "$TEST_HOME"/chart-render/*/config*.toml; do
     [[ $f == */defaults/* ]] && continue
     "$ROOT/target/debug/coffre" --config "$f" config check
 done
+
+# 8. The admin API fuzzed by schemathesis against the OpenAPI document coffre serves:
+#    no 5xx; status codes, response schemas and authentication as documented.
+coffre_say "admin API fuzzing: bash scripts/api-fuzz.sh"
+bash "$ROOT/scripts/api-fuzz.sh"

@@ -222,8 +222,8 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn openapi() -> ApiResult {
-    ok(StatusCode::OK, super::openapi::document())
+async fn openapi(State(api): State<Arc<Api>>) -> ApiResult {
+    ok(StatusCode::OK, super::openapi::document(&api.config))
 }
 
 // ---- sources, backups, jobs, drills ----
@@ -339,8 +339,22 @@ struct JobQuery {
     limit: Option<usize>,
 }
 
+/// A `limit` query parameter: at most [`MAX_LIMIT`].
+fn limit(given: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match given {
+        Some(n) if n > MAX_LIMIT => {
+            Err(ApiError::bad_request(format!("limit: at most {MAX_LIMIT}")))
+        }
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+/// The largest page of a list.
+const MAX_LIMIT: usize = 10_000;
+
 async fn list_jobs(State(api): State<Arc<Api>>, Query(q): Query<JobQuery>) -> ApiResult {
-    let mut filter = JobFilter::default().limit(q.limit.unwrap_or(100).min(1000));
+    let mut filter = JobFilter::default().limit(limit(q.limit, 100)?);
     if let Some(s) = &q.source {
         filter = filter.source(s);
     }
@@ -428,7 +442,7 @@ struct DrillQuery {
 }
 
 async fn list_drills(State(api): State<Arc<Api>>, Query(q): Query<DrillQuery>) -> ApiResult {
-    let limit = q.limit.unwrap_or(100).min(1000);
+    let limit = limit(q.limit, 100)?;
     let reports = api
         .state(|s| s.drill_reports(q.source.as_deref(), Some(limit)))
         .map_err(ApiError::internal)?;
@@ -570,8 +584,9 @@ struct AuditQuery {
 }
 
 async fn list_audit(State(api): State<Arc<Api>>, Query(q): Query<AuditQuery>) -> ApiResult {
+    let limit = limit(q.limit, 500)?;
     let entries = api
-        .state(|s| s.audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(500).min(10_000)))
+        .state(|s| s.audit_entries(q.after.unwrap_or(0), limit))
         .map_err(ApiError::internal)?;
     ok(StatusCode::OK, json!({ "entries": entries }))
 }

@@ -304,7 +304,27 @@ async fn guard(
         .extensions()
         .get::<AuditActor>()
         .map_or(actor, |a| a.0.clone());
+    let response = json_errors(response).await;
     finish(&api, now, &actor, &ip, &action, &target, response)
+}
+
+/// axum's own rejections (a path, query or body that does not parse) answer in plain
+/// text: they are rewritten as the API's JSON errors.
+async fn json_errors(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(response.status().is_client_error() && plain) {
+        return response;
+    }
+    let status = response.status();
+    let text = match axum::body::to_bytes(response.into_body(), MAX_BODY).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    ApiError::new(status, text).into_response()
 }
 
 /// The caller's address, for handlers.

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use super::routes::{Access, ROUTES};
 use crate::auth::roles::Role;
 
-/// The document.
-pub fn document() -> Value {
+/// The document, with the limits of `config`.
+pub fn document(config: &crate::config::ApiConfig) -> Value {
     let mut paths = Map::new();
     for r in ROUTES {
         let params: Vec<Value> = r
@@ -69,8 +69,14 @@ pub fn document() -> Value {
         if r.body {
             op["requestBody"] = json!({
                 "required": true,
-                "content": { "application/json": { "schema": { "type": "object" } } }
+                "content": { "application/json": { "schema": body_schema(r.operation, config) } }
             });
+        }
+        let query = query_parameters(r.operation);
+        if !query.is_empty() {
+            let mut all = op["parameters"].as_array().cloned().unwrap_or_default();
+            all.extend(query);
+            op["parameters"] = Value::Array(all);
         }
         if r.access == Access::Public {
             op["security"] = json!([]);
@@ -102,13 +108,69 @@ pub fn document() -> Value {
     })
 }
 
+/// The JSON body of an operation (the handlers refuse unknown fields too). Optional
+/// fields may be null. What JSON Schema cannot say (an age recipient's checksum, a
+/// password's strength) is checked by the handler (400).
+fn body_schema(operation: &str, config: &crate::config::ApiConfig) -> Value {
+    let string = |max: u64| json!({ "type": "string", "minLength": 1, "maxLength": max });
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let (properties, required) = match operation {
+        "login" => (
+            json!({ "name": string(64), "password": string(1024), "totp": { "type": "string", "pattern": "^[0-9 ]{6,7}$", "nullable": true } }),
+            vec!["name", "password"],
+        ),
+        "change_password" => (
+            json!({ "current": string(1024), "new": string(1024) }),
+            vec!["current", "new"],
+        ),
+        "create_user" => (
+            json!({
+                "name": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$" },
+                "role": { "type": "string", "enum": roles },
+                "recipient": { "type": "string", "pattern": "^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$", "nullable": true },
+            }),
+            vec!["name", "role"],
+        ),
+        "create_token" => (
+            json!({
+                "name": string(100),
+                // OpenAPI 3.0: a nullable enum lists null among its values.
+                "role": { "type": "string", "enum": roles.iter().map(|r| json!(r)).chain([Value::Null]).collect::<Vec<_>>(), "nullable": true },
+                "days": { "type": "integer", "minimum": 1, "maximum": config.token_max_days, "nullable": true },
+            }),
+            vec!["name"],
+        ),
+        "restore_backup" => (json!({ "to": string(4096) }), vec!["to"]),
+        _ => (json!({}), vec![]),
+    };
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// The query parameters of an operation.
+fn query_parameters(operation: &str) -> Vec<Value> {
+    let source = json!({ "name": "source", "in": "query", "required": false, "schema": { "type": "string" } });
+    let limit = json!({ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } });
+    let after = json!({ "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64" } });
+    match operation {
+        "list_backups" => vec![source],
+        "list_jobs" | "list_drills" => vec![source, limit],
+        "list_audit" => vec![after, limit],
+        _ => vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_document_lists_every_route_once() {
-        let doc = document();
+        let doc = document(&crate::config::ApiConfig::default());
         let mut n = 0;
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in item.as_object().expect("item").keys() {

@@ -14,7 +14,7 @@ use crate::store::DynStore;
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "another coffre job is writing backups of source {source_name} (lock {path} is held): wait for it to end"
+        "another coffre job holds the lock {path} of source {source_name} (a backup, prune or heal, or under drills/ another drill): wait for it to end"
     )]
     Busy { source_name: String, path: PathBuf },
     #[error("cannot create or lock {path}: {reason} (check state_dir)")]
