@@ -8,8 +8,9 @@
 //! expired to `POST /password`, checks the role's permission, bounds the request's time,
 //! sets security headers, and appends who, what, from where and the outcome to the audit
 //! log. Request bodies are limited to 64 KiB; no CORS header is ever sent, so browsers
-//! refuse cross-origin calls. Plain HTTP is allowed on loopback only (or behind a
-//! TLS-terminating proxy with `allow_plain_http`).
+//! refuse cross-origin calls. With `tls_cert` and `tls_key` the API speaks HTTPS (rustls,
+//! with HSTS); without, plain HTTP on loopback only (or behind a TLS-terminating proxy
+//! with `allow_plain_http`).
 
 mod handlers;
 pub mod openapi;
@@ -47,6 +48,12 @@ pub struct Api {
     pub(crate) env: Arc<Env>,
     pub(crate) key: IntegrityKey,
     pub(crate) config: ApiConfig,
+}
+
+impl Api {
+    fn https(&self) -> bool {
+        self.config.tls_cert.is_some()
+    }
 }
 
 /// Who is calling.
@@ -375,23 +382,74 @@ fn finish(
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    if api.https() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     response
 }
 
-/// Serves the API on `[api] listen` until `stop` says so.
+/// The TLS settings of `[api]`, read before serving so that a bad certificate stops the
+/// start-up with its file named.
+pub async fn tls(
+    config: &ApiConfig,
+) -> Result<Option<axum_server::tls_rustls::RustlsConfig>, String> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    // One crypto provider for the process (aws-lc-rs, as the S3 client uses).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "cannot load tls_cert {} and tls_key {}: {e} (PEM certificate chain and its \
+                 private key expected)",
+                cert.display(),
+                key.display()
+            )
+        })
+}
+
+/// Serves the API on `[api] listen` (HTTPS with `tls`) until `stop` says so.
 pub async fn serve(
     api: Arc<Api>,
     listener: tokio::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
+    let result = match tls {
+        None => {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                let _ = stop.wait_for(|s| *s).await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+            });
+            match listener.into_std() {
+                Ok(std) => {
+                    axum_server::from_tcp_rustls(std, tls)
+                        .handle(handle)
+                        .serve(app)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    if let Err(e) = result {
         tracing::error!(error = %e, "the admin API stopped");
     }
 }

@@ -89,8 +89,10 @@ heal_schedule = "30 5 * * *"   # optional: heal every source (copy backups to th
 # tokens, and a tamper-evident audit log. Off unless listen is set. Make the first admin
 # with `coffre user create-admin NAME`. See README.md ("Admin API").
 [api]
-listen = "127.0.0.1:8080"      # plain HTTP: loopback only, unless allow_plain_http
-allow_plain_http = false       # true: any address (put a TLS-terminating proxy in front)
+listen = "127.0.0.1:8080"      # without TLS: loopback only, unless allow_plain_http
+# tls_cert = "/etc/coffre/api.crt"   # optional: HTTPS with this certificate chain (PEM)
+# tls_key = "/etc/coffre/api.key"    # and its private key (PEM); then any address
+allow_plain_http = false       # true: plain HTTP on any address (a TLS proxy in front)
 session_minutes = 15           # login sessions last this long, 1 to 1440; default 15
 password_max_age_days = 90     # passwords expire, 1 to 3650; default 90
 token_max_days = 365           # API tokens last at most this long, 1 to 3650; default 365
@@ -233,6 +235,10 @@ pub struct ApiConfig {
     pub listen: Option<String>,
     /// Plain HTTP on an address other than loopback (behind a TLS-terminating proxy).
     pub allow_plain_http: bool,
+    /// HTTPS: the certificate chain (PEM), resolved against the config directory.
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// How long a login session lasts.
     pub session_minutes: u64,
     /// Passwords expire after this many days.
@@ -246,6 +252,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: None,
             allow_plain_http: false,
+            tls_cert: None,
+            tls_key: None,
             session_minutes: 15,
             password_max_age_days: 90,
             token_max_days: 365,

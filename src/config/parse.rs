@@ -84,6 +84,8 @@ struct RawAlerts {
 struct RawApi {
     listen: Option<String>,
     allow_plain_http: Option<bool>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     session_minutes: Option<i64>,
     password_max_age_days: Option<i64>,
     token_max_days: Option<i64>,
@@ -328,6 +330,8 @@ impl Parser<'_> {
                     ApiConfig {
                         listen: raw.listen,
                         allow_plain_http: raw.allow_plain_http.unwrap_or(false),
+                        tls_cert: raw.tls_cert.map(|p| self.resolve(&p)),
+                        tls_key: raw.tls_key.map(|p| self.resolve(&p)),
                         session_minutes: raw
                             .session_minutes
                             .map_or(default.session_minutes, unsigned),

@@ -486,17 +486,37 @@ impl Validator<'_> {
                          \"127.0.0.1:8080\"; host names are not resolved"
                     ),
                 ),
-                Ok(addr) if !addr.ip().is_loopback() && !api.allow_plain_http => self.report(
-                    &at("listen"),
-                    format!(
-                        "[api] listen {listen:?} is not a loopback address: the API speaks plain \
-                         HTTP, so passwords and tokens would cross the network in clear; keep \
-                         it on 127.0.0.1 behind a TLS-terminating proxy, or set \
-                         allow_plain_http = true if that proxy is in front of it"
-                    ),
-                ),
+                Ok(addr)
+                    if !addr.ip().is_loopback()
+                        && !api.allow_plain_http
+                        && api.tls_cert.is_none() =>
+                {
+                    self.report(
+                        &at("listen"),
+                        format!(
+                            "[api] listen {listen:?} is not a loopback address and no TLS \
+                             certificate is set: passwords and tokens would cross the network \
+                             in clear; set tls_cert and tls_key, or keep it on 127.0.0.1 \
+                             behind a TLS-terminating proxy (allow_plain_http = true if that \
+                             proxy reaches it over the network)"
+                        ),
+                    )
+                }
                 Ok(_) => {}
             }
+        }
+        match (&api.tls_cert, &api.tls_key) {
+            (Some(cert), Some(key)) => {
+                self.path(cert, &at("tls_cert"), "tls_cert");
+                self.path(key, &at("tls_key"), "tls_key");
+            }
+            (Some(_), None) | (None, Some(_)) => self.report(
+                &["api"],
+                "[api]: set both tls_cert and tls_key (the certificate chain and its private \
+                 key, PEM), or neither"
+                    .to_owned(),
+            ),
+            (None, None) => {}
         }
         for (key, value, range) in [
             ("session_minutes", api.session_minutes, 1..=1440),
@@ -1048,6 +1068,29 @@ mod tests {
             "{}",
             error(&pick)
         );
+    }
+
+    #[test]
+    fn the_api_listens_in_clear_on_loopback_only_unless_told() {
+        let open = EXAMPLE.replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
+        assert_fails(
+            &open,
+            "listen = \"0.0.0.0:8080\"",
+            "[api] listen \"0.0.0.0:8080\" is not a loopback address and no TLS certificate",
+        );
+        let tls = open.replace(
+            "# tls_cert = \"/etc/coffre/api.crt\"",
+            "tls_cert = \"/etc/coffre/api.crt\"",
+        );
+        assert_fails(&tls, "[api]", "[api]: set both tls_cert and tls_key");
+        let tls = tls.replace(
+            "# tls_key = \"/etc/coffre/api.key\"",
+            "tls_key = \"/etc/coffre/api.key\"",
+        );
+        let config = Config::from_str_at(&tls, Path::new("x.toml")).expect("HTTPS on any address");
+        assert!(config.api.tls_key.is_some());
+        let proxied = open.replace("allow_plain_http = false", "allow_plain_http = true");
+        Config::from_str_at(&proxied, Path::new("x.toml")).expect("behind a proxy");
     }
 
     #[test]

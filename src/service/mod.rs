@@ -320,6 +320,12 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
                 file: env.ctx.config.file.clone(),
                 problem: format!("the admin API seals TOTP secrets with the integrity key: {e}"),
             })?;
+            let tls = crate::api::tls(&env.ctx.config.api)
+                .await
+                .map_err(|problem| ServiceError::Api {
+                    file: env.ctx.config.file.clone(),
+                    problem,
+                })?;
             let api = Arc::new(crate::api::Api {
                 env: env.clone(),
                 key: key.clone(),
@@ -328,6 +334,7 @@ pub async fn serve(ctx: Context) -> Result<(), ServiceError> {
             Some(tokio::spawn(crate::api::serve(
                 api,
                 listener,
+                tls,
                 stop_rx.clone(),
             )))
         }

@@ -779,3 +779,61 @@ async fn restores_verifies_and_cancels_through_the_api() {
         "a cancelled backup is never listed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_api_speaks_https_only() {
+    let (api_port, probe_port) = (free_port(), free_port());
+    let ws = workspace(api_port, probe_port);
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let cert_pem = cert.cert.pem();
+    std::fs::write(ws.path("api.crt"), &cert_pem).expect("cert");
+    std::fs::write(ws.path("api.key"), cert.key_pair.serialize_pem()).expect("key");
+    let config = std::fs::read_to_string(&ws.config)
+        .expect("config")
+        .replace(
+            &format!("[api]\nlisten = \"127.0.0.1:{api_port}\"\n"),
+            &format!(
+                "[api]\nlisten = \"127.0.0.1:{api_port}\"\ntls_cert = \"api.crt\"\ntls_key = \"api.key\"\n"
+            ),
+        );
+    assert!(config.contains("tls_cert"));
+    std::fs::write(&ws.config, config).expect("config");
+    let admin_totp = create_admin(&ws);
+    let mut child = start(&ws, 1);
+    wait_ready(&ws, &mut child, probe_port, 1);
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    let srv = Server {
+        base: format!("https://127.0.0.1:{api_port}"),
+        http: https,
+        ws,
+    };
+    let (status, v) = srv
+        .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let resp = srv
+        .http
+        .get(format!("{}/api/v1/me", srv.base))
+        .bearer_auth(v["token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().contains_key("strict-transport-security"));
+    // Plain HTTP on the same port gets no answer from the API.
+    let plain = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{api_port}/api/v1/login"))
+        .json(&json!({ "name": "root-admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await;
+    assert!(
+        plain.as_ref().map_or(true, |r| !r.status().is_success()
+            && r.status() != StatusCode::UNAUTHORIZED),
+        "{plain:?}"
+    );
+    assert_eq!(terminate(&srv.ws, child, Duration::from_secs(60), 1), 0);
+}
