@@ -22,6 +22,32 @@ use crate::state::{DrillReportId, JobFilter, JobId};
 
 type ApiResult = Result<Response, ApiError>;
 
+/// A JSON object body (serde alone would also take a JSON array for a struct).
+struct Body<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<Value>::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(Body)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    }
+}
+
 /// Every route; paths and methods must match [`super::routes::ROUTES`] (a test checks).
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -35,6 +61,7 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/sources/{source}/backups", post(trigger_backup))
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}", get(show_job).delete(cancel_job))
+        .route("/api/v1/backups/{backup}", get(show_backup))
         .route("/api/v1/backups/{backup}/verify", post(verify_backup))
         .route("/api/v1/backups/{backup}/restore", post(restore_backup))
         .route("/api/v1/drills", get(list_drills))
@@ -52,6 +79,7 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}", axum::routing::patch(update_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
 }
@@ -73,7 +101,7 @@ struct Login {
 async fn login(
     State(api): State<Arc<Api>>,
     Extension(ip): Extension<ClientIp>,
-    Json(body): Json<Login>,
+    Body(body): Body<Login>,
 ) -> Response {
     let mut response = match do_login(&api, &ip.0, &body).await {
         Ok(r) => r,
@@ -195,7 +223,7 @@ struct PasswordChange {
 async fn change_password(
     State(api): State<Arc<Api>>,
     Extension(p): Extension<Principal>,
-    Json(body): Json<PasswordChange>,
+    Body(body): Body<PasswordChange>,
 ) -> ApiResult {
     let current_ok = tokio::task::spawn_blocking({
         let (password, phc) = (body.current.clone(), p.user.password_phc.clone());
@@ -383,6 +411,28 @@ async fn cancel_job(
     }
 }
 
+async fn show_backup(State(api): State<Arc<Api>>, Path(backup): Path<String>) -> ApiResult {
+    let entry = catalog::find(&api.env.ctx, &backup)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no backup {backup} in any target")))?;
+    let manifest = entry
+        .manifest()
+        .map(|m| serde_json::to_value(m).map_err(ApiError::internal))
+        .transpose()?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "id": entry.id,
+            "source": entry.source,
+            "manifest": manifest,
+            "copies": entry.copies.iter().map(|c| json!({
+                "target": c.target, "status": c.status, "detail": c.detail,
+            })).collect::<Vec<_>>(),
+        }),
+    )
+}
+
 /// The source of a backup, or 404.
 async fn backup_source(api: &Api, backup: &str) -> Result<String, ApiError> {
     catalog::find(&api.env.ctx, backup)
@@ -415,7 +465,7 @@ struct RestoreBody {
 async fn restore_backup(
     State(api): State<Arc<Api>>,
     Path(backup): Path<String>,
-    Json(body): Json<RestoreBody>,
+    Body(body): Body<RestoreBody>,
 ) -> ApiResult {
     let source = backup_source(&api, &backup).await?;
     // Checked now, so that a bad destination is a 400, not a failed job.
@@ -628,7 +678,7 @@ struct NewUserBody {
     recipient: Option<String>,
 }
 
-async fn create_user(State(api): State<Arc<Api>>, Json(body): Json<NewUserBody>) -> ApiResult {
+async fn create_user(State(api): State<Arc<Api>>, Body(body): Body<NewUserBody>) -> ApiResult {
     let role: Role = body
         .role
         .parse()
@@ -678,6 +728,98 @@ async fn create_user(State(api): State<Arc<Api>>, Json(body): Json<NewUserBody>)
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct UserChange {
+    disabled: Option<bool>,
+    role: Option<String>,
+    /// `Some(None)`: clear it.
+    #[serde(default, with = "serde_with_double_option")]
+    recipient: Option<Option<String>>,
+}
+
+/// `Option<Option<T>>` that tells an absent field (`None`) from a null one (`Some(None)`).
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+async fn update_user(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Body(body): Body<UserChange>,
+) -> ApiResult {
+    if id == p.user.id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "one's own account is changed by another admin, so that no admin locks \
+             themselves out",
+        ));
+    }
+    let user = api
+        .state(|s| s.user_by_id(id))
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let role = body
+        .role
+        .as_deref()
+        .map(|r| {
+            r.parse::<Role>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    if let Some(Some(r)) = &body.recipient
+        && r.parse::<age::x25519::Recipient>().is_err()
+    {
+        return Err(ApiError::bad_request(
+            "recipient: not an age recipient (age1…)",
+        ));
+    }
+    api.state(|s| {
+        if let Some(disabled) = body.disabled {
+            s.set_disabled(id, disabled)?;
+        }
+        if let Some(role) = role {
+            s.set_role(id, role.as_str())?;
+        }
+        if let Some(recipient) = &body.recipient {
+            s.set_recipient(id, recipient.as_deref())?;
+        }
+        Ok::<_, crate::state::StateError>(())
+    })
+    .map_err(ApiError::internal)?;
+    // A new admin or operator needs a TOTP secret to log in.
+    let mut totp_uri = None;
+    if let Some(role) = role
+        && role.requires_totp()
+        && user.totp_secret.is_none()
+    {
+        let created = super::users::add_totp(&api, id, &user.name)?;
+        totp_uri = Some(created);
+    }
+    let after = api
+        .state(|s| s.user_by_id(id))
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "id": after.id, "name": after.name, "role": after.role,
+            "disabled": after.disabled, "recipient": after.recipient,
+            "totp_uri": totp_uri.as_ref().map(|t: &(String, String)| t.0.clone()),
+            "totp_secret": totp_uri.map(|t| t.1),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
     role: Option<String>,
@@ -687,7 +829,7 @@ struct NewToken {
 async fn create_token(
     State(api): State<Arc<Api>>,
     Extension(p): Extension<Principal>,
-    Json(body): Json<NewToken>,
+    Body(body): Body<NewToken>,
 ) -> ApiResult {
     let role = match &body.role {
         None => p.role,

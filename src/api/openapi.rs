@@ -141,6 +141,14 @@ fn body_schema(operation: &str, config: &crate::config::ApiConfig) -> Value {
             vec!["name"],
         ),
         "restore_backup" => (json!({ "to": string(4096) }), vec!["to"]),
+        "update_user" => (
+            json!({
+                "disabled": { "type": "boolean", "nullable": true },
+                "role": { "type": "string", "enum": roles.iter().map(|r| json!(r)).chain([Value::Null]).collect::<Vec<_>>(), "nullable": true },
+                "recipient": { "type": "string", "pattern": "^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$", "nullable": true },
+            }),
+            vec![],
+        ),
         _ => (json!({}), vec![]),
     };
     json!({

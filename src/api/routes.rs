@@ -123,6 +123,15 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        Method::GET,
+        "/api/v1/backups/{backup}",
+        Needs(P::ReadBackups),
+        "show_backup",
+        "One backup: its authenticated manifest (tables with row counts and checksums, objects, times) and the state of each copy",
+        200,
+        false,
+    ),
+    route(
         Method::POST,
         "/api/v1/sources/{source}/backups",
         Needs(P::TriggerBackup),
@@ -264,6 +273,15 @@ pub const ROUTES: &[Route] = &[
         "create_user",
         "Create a user with a temporary password (and a TOTP secret for admin and operator)",
         201,
+        true,
+    ),
+    route(
+        Method::PATCH,
+        "/api/v1/users/{id}",
+        Needs(P::ManageUsers),
+        "update_user",
+        "Disable or enable a user, change their role or their age recipient (not one's own account)",
+        200,
         true,
     ),
     route(

@@ -111,6 +111,24 @@ pub fn create(
     })
 }
 
+/// Gives a user (now admin or operator) a TOTP secret; returns its URI and base32 text,
+/// shown once.
+pub(crate) fn add_totp(
+    api: &super::Api,
+    id: i64,
+    name: &str,
+) -> Result<(String, String), super::ApiError> {
+    let secret = totp::new_secret().map_err(super::ApiError::internal)?;
+    let base32 = secret.to_base32();
+    let sealed = seal::seal(&api.key, base32.as_bytes())
+        .ok_or_else(|| super::ApiError::internal("cannot seal the TOTP secret"))?;
+    api.state(|s| s.set_totp(id, Some(&sealed)))
+        .map_err(super::ApiError::internal)?;
+    let uri = totp::provisioning_uri(&secret, name, totp::DEFAULT_ISSUER)
+        .map_err(super::ApiError::internal)?;
+    Ok((uri, base32))
+}
+
 /// The TOTP secret of a user, opened.
 pub fn totp_secret(key: &IntegrityKey, sealed: &str) -> Option<totp::TotpSecret> {
     let text = String::from_utf8(seal::open(key, sealed)?).ok()?;

@@ -274,6 +274,29 @@ impl State {
         )
     }
 
+    /// Changes a user's role (their sessions end, so that the new role applies at once).
+    pub fn set_role(&self, id: i64, role: &str) -> Result<(), StateError> {
+        self.exec(
+            "changing a role",
+            "UPDATE users SET role = ?2 WHERE id = ?1",
+            params![id, role],
+        )?;
+        self.exec(
+            "ending sessions",
+            "DELETE FROM sessions WHERE user_id = ?1",
+            params![id],
+        )
+    }
+
+    /// Sets (or clears) the age recipient anonymized copies for a user are encrypted to.
+    pub fn set_recipient(&self, id: i64, recipient: Option<&str>) -> Result<(), StateError> {
+        self.exec(
+            "setting a recipient",
+            "UPDATE users SET recipient = ?2 WHERE id = ?1",
+            params![id, recipient],
+        )
+    }
+
     /// Enables or disables a user (a disabled user's sessions end).
     pub fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), StateError> {
         self.exec(

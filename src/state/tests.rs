@@ -986,7 +986,9 @@ fn kinds_and_statuses_have_stable_names() {
             "prune",
             "heal",
             "drill",
-            "verify"
+            "verify",
+            "anonymized_copy",
+            "restore"
         ]
     );
     let statuses: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -1013,7 +1015,7 @@ fn kinds_and_statuses_have_stable_names() {
     assert_eq!(
         e.to_string(),
         "unknown job kind \"Backup\" (expected one of: backup, anonymized_backup, prune, heal, \
-         drill, verify)"
+         drill, verify, anonymized_copy, restore)"
     );
 
     assert_eq!(JobKind::from(BackupKind::Full), JobKind::Backup);

@@ -2,7 +2,8 @@
 """Offline checks of the coffre Helm chart (run by scripts/chart-check.sh).
 
 Lints the chart with the Helm SDK (helm-python-sdk), renders it for the default values,
-for cronjobs mode and for an "everything on" values file, validates the values against
+for cronjobs mode, for an "everything on" values file (admin API over HTTPS) and for that
+file with the API in plain HTTP behind the Ingress (api-plain-http), validates the values against
 values.schema.json (and proves a wrong-type file is rejected), validates every rendered
 manifest with `kubernetes-validate --strict`, runs yamllint, and asserts the chart's
 security and scheduling promises. Prints one PASS/FAIL line per check and a summary;
@@ -185,6 +186,18 @@ def check_source_types(chart: helm_python.Chart, base: dict) -> None:
                   f"expected {needle!r}, and only it, in: {e}")
 
 
+def check_owned_api_keys(chart: helm_python.Chart, base: dict) -> None:
+    """listen, tls_cert, tls_key and allow_plain_http are the chart's: refused in config.api."""
+    for key, value in {"listen": "0.0.0.0:9999", "tls_cert": "/x.crt", "tls_key": "/x.key",
+                       "allow_plain_http": True}.items():
+        try:
+            chart.validate_schema(deep_merge(base, {"config": {"api": {key: value}}}))
+            check(f"schema refuses config.api.{key} (owned by the chart)", False,
+                  "it was accepted")
+        except helm_python.HelmValuesError as e:
+            check(f"schema refuses config.api.{key} (owned by the chart)", key in str(e), str(e))
+
+
 def check_mysql_source(renders: dict[str, list[dict]]) -> None:
     """The everything values' mysql source `shop`: written with its type and the
     password_file the chart owns, the password mounted there, the drill's scratch_url."""
@@ -364,7 +377,8 @@ def check_config_rendering(label: str, docs: list[dict], values: dict) -> None:
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config"))
     config = tomllib.loads(cm["data"]["config.toml"])
     owned = {"state_dir", "identity_file", "key_file", "password_file", "listen",
-             "access_key_id_env", "secret_access_key_env", "webhook_token_env"}
+             "access_key_id_env", "secret_access_key_env", "webhook_token_env",
+             "tls_cert", "tls_key", "allow_plain_http"}
     mismatches = []
 
     def compare(want, got, path):
@@ -454,12 +468,82 @@ def check_network_policy(label: str, docs: list[dict], values: dict) -> None:
             if "ipBlock" in peer:
                 got.add(peer["ipBlock"]["cidr"])
         ok &= bool(rule.get("ports")) and bool(rule.get("to"))
+    api = values.get("api", {})
+    ports = [9187] + ([api.get("port", 8080)] if api.get("enabled") else [])
     for rule in spec.get("ingress") or []:
-        ok &= [p["port"] for p in rule["ports"]] == [9187] and bool(rule.get("from"))
+        ok &= [p["port"] for p in rule["ports"]] == ports and bool(rule.get("from"))
     if values.get("mode") == "cronjobs":
         ok &= not spec.get("ingress")
-    check(f"NetworkPolicy: egress only DNS + given CIDRs, ingress only to 9187 ({label})",
+    elif np_values.get("ingressFrom"):
+        ok &= len(spec.get("ingress") or []) == 1
+    check(f"NetworkPolicy: egress only DNS + given CIDRs, ingress only to {ports} ({label})",
           ok and got == cidrs, f"cidrs want {cidrs} got {got}, spec {spec}")
+
+
+def check_api(renders: dict[str, list[dict]]) -> None:
+    """The admin API: its [api] table (the chart's listen and TLS paths, the values'
+    policies), its port on the pod, the Service and the NetworkPolicy, its TLS Secret
+    mounted read-only, only /api/v1 on the Ingress; without TLS, allow_plain_http."""
+    tls_items = [{"key": "tls.crt", "path": "secrets/api/tls.crt"},
+                 {"key": "tls.key", "path": "secrets/api/tls.key"}]
+    api_port = {"name": "api", "containerPort": 8080, "protocol": "TCP"}
+
+    def parts(docs):
+        sts = next(d for d in docs if d["kind"] == "StatefulSet")
+        spec = pod_spec(sts)
+        svc = next(d for d in docs if d["kind"] == "Service")
+        return spec, spec["containers"][0], config_of(docs, spec), svc
+
+    if "everything" in renders:
+        docs = renders["everything"]
+        spec, c, config, svc = parts(docs)
+        want = {"listen": "0.0.0.0:8080", "tls_cert": "/etc/coffre/secrets/api/tls.crt",
+                "tls_key": "/etc/coffre/secrets/api/tls.key", "session_minutes": 30,
+                "password_max_age_days": 60, "token_max_days": 90}
+        check("everything: [api] listen 0.0.0.0:8080 with the mounted TLS paths, policies kept",
+              config.get("api") == want, f"[api] = {config.get('api')}")
+        mounted = [item for v in spec.get("volumes", [])
+                   for s in v.get("projected", {}).get("sources", [])
+                   if s.get("secret", {}).get("name") == "coffre-api-tls"
+                   for item in s["secret"].get("items", [])]
+        etc = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/coffre"]
+        check("everything: the StatefulSet mounts the API's TLS Secret read-only at its paths",
+              mounted == tls_items and len(etc) == 1 and etc[0].get("readOnly") is True,
+              f"items from coffre-api-tls: {mounted}, /etc/coffre mounts {etc}")
+        check("everything: the StatefulSet exposes the API port (probes stay on http)",
+              api_port in c["ports"]
+              and c["livenessProbe"]["httpGet"]["port"] == "http"
+              and c["readinessProbe"]["httpGet"]["port"] == "http",
+              f"ports {c['ports']}")
+        check("everything: the Service has the api port",
+              {"name": "api", "port": 8080, "targetPort": "api", "protocol": "TCP"}
+              in svc["spec"]["ports"], f"ports {svc['spec']['ports']}")
+        ing = next(d for d in docs if d["kind"] == "Ingress")
+        backends = [(p["path"], p["pathType"], p["backend"]["service"]["port"])
+                    for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+        check("everything: the Ingress routes only /api/v1, to the api port (no probes/metrics)",
+              backends and all(b == ("/api/v1", "Prefix", {"name": "api"}) for b in backends),
+              f"paths {backends}")
+    if "api-plain-http" in renders:
+        docs = renders["api-plain-http"]
+        spec, c, config, svc = parts(docs)
+        api = config.get("api", {})
+        check("api-plain-http: [api] listen 0.0.0.0:8080, allow_plain_http = true, no TLS paths",
+              api.get("listen") == "0.0.0.0:8080" and api.get("allow_plain_http") is True
+              and "tls_cert" not in api and "tls_key" not in api,
+              f"[api] = {api}")
+        check("api-plain-http: no TLS Secret mounted, the port still exposed",
+              not any(p.startswith("secrets/api/") for p in projected_paths(spec))
+              and api_port in c["ports"]
+              and any(p["name"] == "api" for p in svc["spec"]["ports"]),
+              f"paths {sorted(projected_paths(spec))}, ports {c['ports']}")
+    if "defaults" in renders:
+        docs = renders["defaults"]
+        spec, c, config, svc = parts(docs)
+        check("defaults: no API (no [api] listen, no api port)",
+              "listen" not in config.get("api", {})
+              and all(p["name"] != "api" for p in c["ports"] + svc["spec"]["ports"]),
+              f"[api] = {config.get('api')}")
 
 
 def dump(renders: dict[str, list[dict]], out: Path) -> None:
@@ -489,9 +573,13 @@ def main() -> int:
     wrong = load_values("values-wrong-type.yaml")
     # The everything file as CronJobs (no HTTP there: ingress and ServiceMonitor off).
     everything_cron = deep_merge(everything, {
-        "mode": "cronjobs", "ingress": {"enabled": False}, "serviceMonitor": {"enabled": False}})
+        "mode": "cronjobs", "ingress": {"enabled": False}, "serviceMonitor": {"enabled": False},
+        "api": {"enabled": False}})
+    # The API without its TLS Secret: plain HTTP, TLS terminated by the Ingress.
+    api_plain = deep_merge(everything, {"api": {"tls": {"existingSecret": ""}}})
+    del api_plain["ingress"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"]
     cases = {"defaults": {}, "cronjobs": cronjobs, "everything": everything,
-             "everything-as-cronjobs": everything_cron}
+             "everything-as-cronjobs": everything_cron, "api-plain-http": api_plain}
 
     check_lint(chart_dir, {}, "defaults")
     check_lint(chart_dir, everything, "everything")
@@ -508,8 +596,22 @@ def main() -> int:
     if args.dump:
         dump(renders, args.dump)
     check_render_fails(chart, "ingress in cronjobs mode",
-                       deep_merge(everything, {"mode": "cronjobs", "serviceMonitor": {"enabled": False}}),
+                       deep_merge(everything, {"mode": "cronjobs", "serviceMonitor": {"enabled": False},
+                                               "api": {"enabled": False}}),
                        "ingress.enabled needs mode")
+    check_render_fails(chart, "the API in cronjobs mode",
+                       deep_merge(everything_cron, {"api": {"enabled": True}}),
+                       "api.enabled needs mode: service")
+    check_render_fails(chart, "the API without the integrity key", {"api": {"enabled": True}},
+                       "secrets.integrityKey: the admin API")
+    check_render_fails(chart, "the API on the probes/metrics port",
+                       deep_merge(everything, {"api": {"port": 9187}}), "api.port: 9187")
+    check_render_fails(chart, "Ingress paths with the API (only /api/v1 is routed)",
+                       deep_merge(everything, {"ingress": {"hosts": [
+                           {"host": "coffre.example.com",
+                            "paths": [{"path": "/", "pathType": "Prefix"}]}]}}),
+                       "routes only /api/v1")
+    check_owned_api_keys(chart, everything)
     check_render_fails(chart, "a password for an unknown source",
                        deep_merge(cronjobs, {"secrets": {"databases": {"billling": {"value": "x"}}}}),
                        'no source "billling"')
@@ -535,6 +637,7 @@ def main() -> int:
         else:
             check_cronjobs(label, docs, values)
     check_mysql_source(renders)
+    check_api(renders)
     if "cronjobs" in renders:
         check_no_secret_in_configmaps("cronjobs", renders["cronjobs"])
     if "everything" in renders:

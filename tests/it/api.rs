@@ -332,6 +332,56 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // An admin disables a user (their session ends at once) and cannot change itself.
+    let (_, users) = srv
+        .call(Method::GET, "/api/v1/users", Some(&admin), None)
+        .await;
+    let id_of = |name: &str| {
+        users["users"]
+            .as_array()
+            .and_then(|u| u.iter().find(|u| u["name"] == name))
+            .and_then(|u| u["id"].as_i64())
+            .expect("user")
+    };
+    let (status, v) = srv
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", id_of("u-auditor")),
+            Some(&admin),
+            Some(json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["disabled"], true);
+    let (status, _) = srv
+        .call(Method::GET, "/api/v1/me", Some(&sessions[3].1), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a disabled user's session ends"
+    );
+    let (status, _) = srv
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", id_of("root-admin")),
+            Some(&admin),
+            Some(json!({ "role": "auditor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Promoted to operator, the support user gets a TOTP secret to enrol.
+    let (status, v) = srv
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", id_of("u-support")),
+            Some(&admin),
+            Some(json!({ "role": "operator" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["totp_secret"].is_string(), "{v}");
+
     // Logout ends the session.
     let (status, _) = srv
         .call(Method::POST, "/api/v1/logout", Some(&sessions[1].1), None)
@@ -674,6 +724,19 @@ async fn restores_verifies_and_cancels_through_the_api() {
         .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
         .await;
     let admin = v["token"].as_str().expect("token").to_owned();
+
+    // One backup's metadata: its manifest's tables and each copy.
+    let (status, v) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/backups/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["manifest"]["tables"]["tables"][0]["rows"], 20, "{v}");
+    assert_eq!(v["copies"][0]["status"], "ok");
 
     // Verify: a job re-reads the copies.
     let (status, v) = srv

@@ -44,6 +44,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The HTTP port inside the pod: [service] listen is forced to 0.0.0.0:9187. */}}
 {{- define "coffre.httpPort" -}}9187{{- end -}}
 
+{{/* The admin API, as YAML {enabled, port, tlsSecret}, checked: service mode only, its
+own port, the integrity key (it seals the TOTP secrets). */}}
+{{- define "coffre.api" -}}
+{{- $api := .Values.api | default dict -}}
+{{- $tls := ($api.tls | default dict).existingSecret | default "" -}}
+{{- $port := int64 ($api.port | default 8080) -}}
+{{- if $api.enabled -}}
+{{- if ne .Values.mode "service" -}}
+{{- fail "api.enabled needs mode: service (the admin API is served by `coffre serve`; CronJobs serve nothing): set api.enabled=false" -}}
+{{- end -}}
+{{- if eq (toString $port) (include "coffre.httpPort" .) -}}
+{{- fail (printf "api.port: %d is the probes/metrics port; give the API another one" $port) -}}
+{{- end -}}
+{{- end -}}
+enabled: {{ $api.enabled | default false }}
+port: {{ $port }}
+tlsSecret: {{ $tls | quote }}
+{{- end -}}
+
 {{/* ---- Secrets ----
 Where one secret file comes from, as YAML {name, key}, or "" when not configured.
 Args: root, entry ({existingSecret, key, value}), key (the key in the chart's own
@@ -143,6 +162,20 @@ Fails on references to unknown sources or targets, and on what cannot work. */}}
 {{- if $refs.anonymization -}}
 {{- $_ := set $c "anonymization" (dict "key_file" "/etc/coffre/secrets/anonymization.key") -}}
 {{- end -}}
+{{- $api := include "coffre.api" $root | fromYaml -}}
+{{- if $api.enabled -}}
+{{- if not $refs.integrity -}}{{- fail "secrets.integrityKey: the admin API (api.enabled) seals TOTP secrets with the integrity key (existingSecret or value)" -}}{{- end -}}
+{{- $a := $c.api | default dict -}}
+{{- $_ := set $a "listen" (printf "0.0.0.0:%d" (int64 $api.port)) -}}
+{{- if $api.tlsSecret -}}
+{{- $_ := set $a "tls_cert" "/etc/coffre/secrets/api/tls.crt" -}}
+{{- $_ := set $a "tls_key" "/etc/coffre/secrets/api/tls.key" -}}
+{{- else -}}
+{{- /* Plain HTTP on 0.0.0.0: TLS is terminated by the Ingress (see README.md). */ -}}
+{{- $_ := set $a "allow_plain_http" true -}}
+{{- end -}}
+{{- $_ := set $c "api" $a -}}
+{{- end -}}
 {{- if $refs.alerts -}}
 {{- $alerts := $c.alerts | default dict -}}
 {{- $_ := set $alerts "webhook_token_env" "COFFRE_ALERTS_WEBHOOK_TOKEN" -}}
@@ -239,6 +272,7 @@ none otherwise). */}}
 {{- $v := $root.Values -}}
 {{- $refs := include "coffre.secretRefs" $root | fromYaml -}}
 {{- $fullname := include "coffre.fullname" $root -}}
+{{- $api := include "coffre.api" $root | fromYaml -}}
 serviceAccountName: {{ include "coffre.serviceAccountName" $root }}
 automountServiceAccountToken: false
 {{- with $v.imagePullSecrets }}
@@ -310,6 +344,11 @@ containers:
       - name: http
         containerPort: {{ include "coffre.httpPort" $root }}
         protocol: TCP
+      {{- if $api.enabled }}
+      - name: api
+        containerPort: {{ int64 $api.port }}
+        protocol: TCP
+      {{- end }}
     livenessProbe:
       httpGet:
         path: /healthz
@@ -374,6 +413,16 @@ volumes:
               - key: {{ .key }}
                 path: secrets/{{ $file }}
         {{- end }}
+        {{- end }}
+        {{- if and .service $api.enabled $api.tlsSecret }}
+        # The admin API's certificate chain and key (a kubernetes.io/tls Secret).
+        - secret:
+            name: {{ $api.tlsSecret }}
+            items:
+              - key: tls.crt
+                path: secrets/api/tls.crt
+              - key: tls.key
+                path: secrets/api/tls.key
         {{- end }}
         {{- range $source, $ref := $refs.databases }}
         {{- if or $.service (eq $source ($.source | default "")) }}
