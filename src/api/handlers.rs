@@ -334,30 +334,26 @@ fn known_source(api: &Api, source: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::not_found(format!("no source {source:?}")))
 }
 
+/// Starts `task` on the service (under its concurrency limit) and answers 202 with
+/// `answer` and where to follow it.
+fn start_job(api: &Api, task: crate::service::Task, mut answer: Value) -> ApiResult {
+    let env = api.env.clone();
+    tokio::spawn(async move { crate::service::run_now(env, task).await });
+    answer["accepted"] = json!(true);
+    answer["jobs"] = json!("/api/v1/jobs");
+    ok(StatusCode::ACCEPTED, answer)
+}
+
 async fn trigger_backup(State(api): State<Arc<Api>>, Path(source): Path<String>) -> ApiResult {
     known_source(&api, &source)?;
-    let env = api.env.clone();
-    let name = source.clone();
-    tokio::spawn(
-        async move { crate::service::run_now(env, crate::service::Task::Backup(name)).await },
-    );
-    ok(
-        StatusCode::ACCEPTED,
-        json!({ "accepted": true, "source": source, "kind": "backup", "jobs": "/api/v1/jobs" }),
-    )
+    let answer = json!({ "source": source, "kind": "backup" });
+    start_job(&api, crate::service::Task::Backup(source), answer)
 }
 
 async fn trigger_drill(State(api): State<Arc<Api>>, Path(source): Path<String>) -> ApiResult {
     known_source(&api, &source)?;
-    let env = api.env.clone();
-    let name = source.clone();
-    tokio::spawn(
-        async move { crate::service::run_now(env, crate::service::Task::Drill(name)).await },
-    );
-    ok(
-        StatusCode::ACCEPTED,
-        json!({ "accepted": true, "source": source, "kind": "drill", "jobs": "/api/v1/jobs" }),
-    )
+    let answer = json!({ "source": source, "kind": "drill" });
+    start_job(&api, crate::service::Task::Drill(source), answer)
 }
 
 #[derive(Deserialize)]
@@ -444,15 +440,11 @@ async fn backup_source(api: &Api, backup: &str) -> Result<String, ApiError> {
 
 async fn verify_backup(State(api): State<Arc<Api>>, Path(backup): Path<String>) -> ApiResult {
     let source = backup_source(&api, &backup).await?;
-    let env = api.env.clone();
-    let task = crate::service::Task::Verify {
-        source: source.clone(),
-        backup: backup.clone(),
-    };
-    tokio::spawn(async move { crate::service::run_now(env, task).await });
-    ok(
-        StatusCode::ACCEPTED,
-        json!({ "accepted": true, "backup": backup, "source": source, "jobs": "/api/v1/jobs" }),
+    let answer = json!({ "backup": backup, "source": source });
+    start_job(
+        &api,
+        crate::service::Task::Verify { source, backup },
+        answer,
     )
 }
 
@@ -471,17 +463,13 @@ async fn restore_backup(
     // Checked now, so that a bad destination is a 400, not a failed job.
     crate::pipeline::restore::destination_for(&api.env.ctx, &source, &body.to)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let env = api.env.clone();
+    let answer = json!({ "backup": backup, "source": source });
     let task = crate::service::Task::Restore {
-        source: source.clone(),
-        backup: backup.clone(),
+        source,
+        backup,
         to: body.to,
     };
-    tokio::spawn(async move { crate::service::run_now(env, task).await });
-    ok(
-        StatusCode::ACCEPTED,
-        json!({ "accepted": true, "backup": backup, "source": source, "jobs": "/api/v1/jobs" }),
-    )
+    start_job(&api, task, answer)
 }
 
 #[derive(Deserialize)]
@@ -539,17 +527,13 @@ async fn request_anonymized_copy(
              backup to make a copy",
         ));
     }
-    let env = api.env.clone();
+    let answer = json!({ "source": source, "copies": "/api/v1/anonymized-copies" });
     let task = crate::service::Task::AnonymizedCopy {
-        source: source.clone(),
+        source,
         requester: p.user.name.clone(),
         recipient,
     };
-    tokio::spawn(async move { crate::service::run_now(env, task).await });
-    ok(
-        StatusCode::ACCEPTED,
-        json!({ "accepted": true, "source": source, "copies": "/api/v1/anonymized-copies" }),
-    )
+    start_job(&api, task, answer)
 }
 
 /// The anonymized copies encrypted to the caller's recipient (none without one).

@@ -115,6 +115,31 @@ impl Running {
         }
     }
 
+    /// Ends a job that is not a backup: recorded, counted, and when it did not succeed,
+    /// an alert `event` saying "`what`: the error" (if `event` is set).
+    fn finish(
+        self,
+        env: &Env,
+        source: &str,
+        end: &JobEnd,
+        alert: Option<(Event, &str)>,
+    ) -> Option<i64> {
+        let kind = self.kind;
+        let id = self.end(env, end);
+        env.shared.metrics.job_counted(source, kind, end.status);
+        if let Some((event, what)) = alert
+            && end.status != JobStatus::Ok
+        {
+            env.alerts.send(Alert::new(
+                event,
+                source,
+                format!("{what}: {}", end.error.as_deref().unwrap_or("see the job")),
+                json!({ "job": id, "error": end.error }),
+            ));
+        }
+        id
+    }
+
     /// Ends a cancelled job: recorded `interrupted`, counted.
     fn cancelled(self, env: &Env, source: &str, cancelled: Cancelled) {
         let kind = self.kind;
@@ -402,10 +427,7 @@ pub(crate) async fn anonymized_copy(env: &Env, source: &str, requester: &str, re
         },
         Err(e) => failed(e.clone()),
     };
-    let id = job.end(env, &end);
-    env.shared
-        .metrics
-        .job_counted(source, JobKind::AnonymizedCopy, end.status);
+    let id = job.finish(env, source, &end, None);
     if end.status != JobStatus::Ok {
         tracing::warn!(job = ?id, requester, error = end.error.as_deref().unwrap_or(""), "anonymized copy not made");
     }
@@ -434,10 +456,7 @@ pub(crate) async fn verify(env: &Env, source: &str, backup: &str) {
         },
         Err(e) => failed(e.to_string()),
     };
-    job.end(env, &end);
-    env.shared
-        .metrics
-        .job_counted(source, JobKind::Verify, end.status);
+    job.finish(env, source, &end, None);
 }
 
 /// Restores `backup` (of `source`) into the empty database `to`.
@@ -464,10 +483,7 @@ pub(crate) async fn restore(env: &Env, source: &str, backup: &str, to: &str) {
         },
         Err(e) => failed(e.to_string()),
     };
-    job.end(env, &end);
-    env.shared
-        .metrics
-        .job_counted(source, JobKind::Restore, end.status);
+    job.finish(env, source, &end, None);
 }
 
 /// One scheduled prune of every source with a retention policy.
@@ -506,21 +522,7 @@ pub(super) async fn prune(env: &Env) {
         },
         Err(e) => failed(e.to_string()),
     };
-    let id = job.end(env, &end);
-    env.shared
-        .metrics
-        .job_counted("*", JobKind::Prune, end.status);
-    if end.status != JobStatus::Ok {
-        env.alerts.send(Alert::new(
-            Event::PruneFailed,
-            "*",
-            format!(
-                "prune failed: {}",
-                end.error.as_deref().unwrap_or("see the job")
-            ),
-            json!({ "job": id, "error": end.error }),
-        ));
-    }
+    job.finish(env, "*", &end, Some((Event::PruneFailed, "prune failed")));
 }
 
 /// One scheduled heal of every source.
@@ -561,21 +563,12 @@ pub(super) async fn heal(env: &Env) {
         },
         Err(e) => failed(e.to_string()),
     };
-    let id = job.end(env, &end);
-    env.shared
-        .metrics
-        .job_counted("*", JobKind::Heal, end.status);
-    if end.status != JobStatus::Ok {
-        env.alerts.send(Alert::new(
-            Event::HealFailed,
-            "*",
-            format!(
-                "heal left copies broken: {}",
-                end.error.as_deref().unwrap_or("see the job")
-            ),
-            json!({ "job": id, "error": end.error }),
-        ));
-    }
+    job.finish(
+        env,
+        "*",
+        &end,
+        Some((Event::HealFailed, "heal left copies broken")),
+    );
 }
 
 /// Every [`AUDIT_HEAD_EVERY`] and at shutdown, the audit chain's head, sealed, to every

@@ -65,6 +65,15 @@ impl Server {
         )
     }
 
+    /// A session of the first admin.
+    async fn admin_session(&self, totp_secret: &str) -> String {
+        let (status, v) = self
+            .login("root-admin", ADMIN_PASSWORD, Some(totp_now(totp_secret)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["token"].as_str().expect("token").to_owned()
+    }
+
     async fn login(&self, name: &str, password: &str, totp: Option<String>) -> (StatusCode, Value) {
         let mut body = json!({ "name": name, "password": password });
         if let Some(code) = totp {
@@ -73,6 +82,18 @@ impl Server {
         self.call(Method::POST, "/api/v1/login", None, Some(body))
             .await
     }
+}
+
+/// Starts `coffre serve` on `ws` and waits until it is ready.
+fn serve(ws: Workspace, api_port: u16, probe_port: u16) -> (Server, std::process::Child) {
+    let mut child = start(&ws, 1);
+    wait_ready(&ws, &mut child, probe_port, 1);
+    let srv = Server {
+        base: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::new(),
+        ws,
+    };
+    (srv, child)
 }
 
 fn workspace(api_port: u16, probe_port: u16) -> Workspace {
@@ -141,13 +162,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     let (api_port, probe_port) = (free_port(), free_port());
     let ws = workspace(api_port, probe_port);
     let admin_totp = create_admin(&ws);
-    let mut child = start(&ws, 1);
-    wait_ready(&ws, &mut child, probe_port, 1);
-    let srv = Server {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-        ws,
-    };
+    let (srv, child) = serve(ws, api_port, probe_port);
 
     // Nothing but the login answers without a token.
     for r in ROUTES {
@@ -429,13 +444,7 @@ async fn lockout_expiry_and_an_altered_audit_row() {
     let (api_port, probe_port) = (free_port(), free_port());
     let ws = workspace(api_port, probe_port);
     let admin_totp = create_admin(&ws);
-    let mut child = start(&ws, 1);
-    wait_ready(&ws, &mut child, probe_port, 1);
-    let srv = Server {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-        ws,
-    };
+    let (srv, child) = serve(ws, api_port, probe_port);
 
     // A replayed TOTP code is refused.
     let code = totp_now(&admin_totp);
@@ -543,17 +552,8 @@ async fn support_gets_an_anonymized_copy_only_its_key_opens_and_nothing_raw() {
         .expect("recipient")
         .to_owned();
 
-    let mut child = start(&ws, 1);
-    wait_ready(&ws, &mut child, probe_port, 1);
-    let srv = Server {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-        ws,
-    };
-    let (_, v) = srv
-        .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
-        .await;
-    let admin = v["token"].as_str().expect("token").to_owned();
+    let (srv, child) = serve(ws, api_port, probe_port);
+    let admin = srv.admin_session(&admin_totp).await;
     let (status, created) = srv
         .call(
             Method::POST,
@@ -713,17 +713,8 @@ async fn restores_verifies_and_cancels_through_the_api() {
     crate::interrupted::random_blobs(&ws.path("big.db"), 120);
     let id = ws.backup_ok("lite");
     let admin_totp = create_admin(&ws);
-    let mut child = start(&ws, 1);
-    wait_ready(&ws, &mut child, probe_port, 1);
-    let srv = Server {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-        ws,
-    };
-    let (_, v) = srv
-        .login("root-admin", ADMIN_PASSWORD, Some(totp_now(&admin_totp)))
-        .await;
-    let admin = v["token"].as_str().expect("token").to_owned();
+    let (srv, child) = serve(ws, api_port, probe_port);
+    let admin = srv.admin_session(&admin_totp).await;
 
     // One backup's metadata: its manifest's tables and each copy.
     let (status, v) = srv
