@@ -16,7 +16,7 @@ use crate::catalog;
 use crate::config::ConfigError;
 use crate::drill::{self, DrillOptions};
 use crate::pipeline::Context;
-use crate::pipeline::backup::{BackupOptions, BackupStatus, run_backup};
+use crate::pipeline::backup::{BackupError, BackupOptions, BackupStatus, run_backup};
 use crate::pipeline::heal::{HealOptions, run_heal};
 use crate::pipeline::lock::{LockError, SourceLock};
 use crate::pipeline::prune::run_prune;
@@ -243,6 +243,21 @@ pub(super) async fn backup(env: &Env, source: &str, slot: DateTime<Utc>) {
         Ok(result) => result,
         Err(c) => return job.cancelled(env, source, c),
     };
+    // A prune, heal or CLI job took the source between the check above and the backup's
+    // own lock: the slot is skipped, as above, not failed (the next slot runs).
+    if let Err(BackupError::Lock(e @ LockError::Busy { .. })) = &result {
+        tracing::warn!(slot = %slot, reason = %e, "slot skipped: the source became busy");
+        env.shared.metrics.slots_skipped(source, 1);
+        let end = JobEnd {
+            status: JobStatus::Interrupted,
+            finished_at: Utc::now(),
+            bytes: None,
+            error: Some(format!("skipped: {e}")),
+            details: None,
+        };
+        job.finish(env, source, &end, None);
+        return;
+    }
     let finished_at = Utc::now();
     let (end, report) = match result {
         Ok(report) => {

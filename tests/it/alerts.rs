@@ -136,7 +136,7 @@ fn serve_runs_drills_prune_and_heal_and_alerts_on_failures() {
         .lock()
         .expect("lock")
         .iter()
-        .find(|(_, a)| a["event"] == "backup_failed")
+        .find(|(_, a)| a["event"] == "backup_failed" && a["source"] == "gone")
         .map(|(_, a)| a.clone())
         .expect("backup_failed");
     assert_eq!(failed_backup["severity"], "critical");
