@@ -128,8 +128,11 @@ async fn do_login(api: &Api, ip: &str, body: &Login) -> ApiResult {
         .await;
         return Err(wrong());
     };
-    if let Some(last) = user.last_failure
-        && let Some(lock) = Lockout::check(user.failures, last, now)
+    let failures = api
+        .state(|s| s.login_failures(user.id, ip))
+        .map_err(ApiError::internal)?;
+    if let Some((count, last)) = failures
+        && let Some(lock) = Lockout::check(count, last, now)
     {
         let mut e = ApiError::new(
             StatusCode::from_u16(lock.status_code()).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
@@ -161,12 +164,12 @@ async fn do_login(api: &Api, ip: &str, body: &Login) -> ApiResult {
         None
     };
     if !password_ok || (role.requires_totp() && totp_step.is_none()) {
-        api.state(|s| s.login_failed(user.id, now))
+        api.state(|s| s.login_failed(user.id, ip, now))
             .map_err(ApiError::internal)?;
         return Err(wrong());
     }
     api.state(|s| {
-        s.login_succeeded(user.id)?;
+        s.login_succeeded(user.id, ip)?;
         if let Some(step) = totp_step {
             s.set_totp_step(user.id, step)?;
         }

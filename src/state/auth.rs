@@ -64,6 +64,19 @@ pub(super) const MIGRATION_2: &str = "
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
 
+/// Failed logins are counted per user and client address, so that failures from one
+/// address (an attacker who knows a name) do not lock the user out everywhere. (The
+/// `failures` and `last_failure` columns of `users`, from migration 2, are unused since.)
+pub(super) const MIGRATION_3: &str = "
+    CREATE TABLE login_failures (
+        user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        ip           TEXT NOT NULL,
+        failures     INTEGER NOT NULL,
+        last_failure TEXT NOT NULL,
+        PRIMARY KEY (user_id, ip)
+    );
+";
+
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -76,8 +89,6 @@ pub struct UserRecord {
     /// Sealed (see [`crate::api`]), never in clear.
     pub totp_secret: Option<String>,
     pub totp_last_step: Option<u64>,
-    pub failures: u32,
-    pub last_failure: Option<DateTime<Utc>>,
     /// The age recipient anonymized copies for this user are encrypted to.
     pub recipient: Option<String>,
     pub disabled: bool,
@@ -137,7 +148,7 @@ pub struct AuditEntry {
 }
 
 const USER_COLUMNS: &str = "SELECT id, name, role, password_phc, must_change, password_changed_at, \
-    totp_secret, totp_last_step, failures, last_failure, recipient, disabled, created_at FROM users";
+    totp_secret, totp_last_step, recipient, disabled, created_at FROM users";
 
 const TOKEN_COLUMNS: &str = "SELECT id, user_id, name, role, created_at, expires_at, revoked_at, \
     last_used FROM api_tokens";
@@ -152,8 +163,6 @@ type RawUser = (
     String,
     Option<String>,
     Option<i64>,
-    i64,
-    Option<String>,
     Option<String>,
     bool,
     String,
@@ -256,22 +265,47 @@ impl State {
         )
     }
 
-    /// Counts a failed login.
-    pub fn login_failed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StateError> {
+    /// Counts a failed login of user `id` from `ip`.
+    pub fn login_failed(&self, id: i64, ip: &str, now: DateTime<Utc>) -> Result<(), StateError> {
         self.exec(
             "recording a failed login",
-            "UPDATE users SET failures = failures + 1, last_failure = ?2 WHERE id = ?1",
-            params![id, time_text(now)],
+            "INSERT INTO login_failures (user_id, ip, failures, last_failure) \
+             VALUES (?1, ?2, 1, ?3) ON CONFLICT (user_id, ip) DO UPDATE SET \
+             failures = failures + 1, last_failure = excluded.last_failure",
+            params![id, ip, time_text(now)],
         )
     }
 
-    /// Resets the failed-login count after a success.
-    pub fn login_succeeded(&self, id: i64) -> Result<(), StateError> {
+    /// Forgets the failed logins of user `id` from `ip` after a success.
+    pub fn login_succeeded(&self, id: i64, ip: &str) -> Result<(), StateError> {
         self.exec(
             "resetting failed logins",
-            "UPDATE users SET failures = 0, last_failure = NULL WHERE id = ?1",
-            params![id],
+            "DELETE FROM login_failures WHERE user_id = ?1 AND ip = ?2",
+            params![id, ip],
         )
+    }
+
+    /// The consecutive failed logins of user `id` from `ip`, and when the last one was.
+    pub fn login_failures(
+        &self,
+        id: i64,
+        ip: &str,
+    ) -> Result<Option<(u32, DateTime<Utc>)>, StateError> {
+        let raw: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, last_failure FROM login_failures WHERE user_id = ?1 AND ip = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![id, ip], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| self.sql("reading failed logins", e))?;
+        raw.map(|(n, t)| {
+            let at = self.time("login_failures", &id.to_string(), "last_failure", &t)?;
+            Ok((u32::try_from(n).unwrap_or(u32::MAX), at))
+        })
+        .transpose()
     }
 
     /// Changes a user's role (their sessions end, so that the new role applies at once).
@@ -570,14 +604,9 @@ impl State {
             password_changed_at: self.time(t, &row, "password_changed_at", &r.5)?,
             totp_secret: r.6,
             totp_last_step: r.7.and_then(|s| u64::try_from(s).ok()),
-            failures: u32::try_from(r.8).unwrap_or(u32::MAX),
-            last_failure: r
-                .9
-                .map(|f| self.time(t, &row, "last_failure", &f))
-                .transpose()?,
-            recipient: r.10,
-            disabled: r.11,
-            created_at: self.time(t, &row, "created_at", &r.12)?,
+            recipient: r.8,
+            disabled: r.9,
+            created_at: self.time(t, &row, "created_at", &r.10)?,
         })
     }
 
@@ -612,8 +641,6 @@ fn read_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
     ))
 }
 

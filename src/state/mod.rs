@@ -84,6 +84,8 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 2: users, sessions, API tokens and the audit log of the admin API.
     auth::MIGRATION_2,
+    // 3: failed logins counted per user and client address.
+    auth::MIGRATION_3,
 ];
 
 /// What a state operation can fail on; every message names the file and the way out.

@@ -479,13 +479,29 @@ async fn lockout_expiry_and_an_altered_audit_row() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
+    // Failures from one address do not hold the user back at another.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
+    let resp = elsewhere
+        .post(format!("{}/api/v1/login", srv.base))
+        .json(&json!({ "name": "root-admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .expect("login from 127.0.0.2");
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "checked, not held back"
+    );
 
     // An expired password (older than password_max_age_days) must be changed first.
     let db = srv.ws.path("state/state.db");
     let conn = rusqlite::Connection::open(&db).expect("state");
-    conn.execute(
-        "UPDATE users SET failures = 0, last_failure = NULL, password_changed_at = '2020-01-01T00:00:00.000Z'",
-        [],
+    conn.execute_batch(
+        "DELETE FROM login_failures; \
+         UPDATE users SET password_changed_at = '2020-01-01T00:00:00.000Z';",
     )
     .expect("age the password");
     next_step();
