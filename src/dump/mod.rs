@@ -75,6 +75,49 @@ pub trait RowTransform: Send {
     }
 }
 
+/// A streaming rewriter of dump text (`pg_dump` plain, `mariadb-dump`, coffre's SQLite
+/// SQL): fed in chunks of any size, its output taken as it grows, its per-table stats
+/// returned at the end.
+pub trait Rewriter {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError>;
+    /// Bytes of output waiting to be taken.
+    fn output_len(&self) -> usize;
+    fn take_output(&mut self) -> Vec<u8>;
+    /// Ends the text: the last output and the stats of every table.
+    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError>;
+}
+
+/// Streams `input` through `rewriter`, handing its output to `send` in pieces of about
+/// `chunk` bytes; returns the stats. `read_err` and `dump_err` name the failure in the
+/// caller's terms.
+pub fn pump<R: Rewriter, E>(
+    input: &mut dyn std::io::Read,
+    mut rewriter: R,
+    chunk: usize,
+    send: &mut dyn FnMut(Vec<u8>) -> Result<(), E>,
+    read_err: impl Fn(std::io::Error) -> E,
+    dump_err: impl Fn(DumpError) -> E,
+) -> Result<DumpStats, E> {
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        rewriter.feed(&buf[..n]).map_err(&dump_err)?;
+        if rewriter.output_len() >= chunk {
+            send(rewriter.take_output())?;
+        }
+    }
+    let (rest, stats) = rewriter.finish().map_err(dump_err)?;
+    if !rest.is_empty() {
+        send(rest)?;
+    }
+    Ok(stats)
+}
+
 /// The transform of raw backups and restores: every row as it is.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Identity;

@@ -1394,6 +1394,21 @@ impl<'t> MysqlRewriter<'t> {
     }
 }
 
+impl super::Rewriter for MysqlRewriter<'_> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
+        MysqlRewriter::feed(self, chunk)
+    }
+    fn output_len(&self) -> usize {
+        MysqlRewriter::output_len(self)
+    }
+    fn take_output(&mut self) -> Vec<u8> {
+        MysqlRewriter::take_output(self)
+    }
+    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError> {
+        MysqlRewriter::finish(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -454,6 +454,21 @@ fn dollar_tag_len(s: &[u8]) -> Option<usize> {
     (j < s.len()).then_some(j + 1)
 }
 
+impl super::Rewriter for PgPlainParser<'_> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
+        PgPlainParser::feed(self, chunk)
+    }
+    fn output_len(&self) -> usize {
+        PgPlainParser::output_len(self)
+    }
+    fn take_output(&mut self) -> Vec<u8> {
+        PgPlainParser::take_output(self)
+    }
+    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError> {
+        PgPlainParser::finish(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -344,6 +344,21 @@ impl Rows<'_> {
     }
 }
 
+impl super::Rewriter for SqliteRewriter<'_> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
+        SqliteRewriter::feed(self, chunk)
+    }
+    fn output_len(&self) -> usize {
+        SqliteRewriter::output_len(self)
+    }
+    fn take_output(&mut self) -> Vec<u8> {
+        SqliteRewriter::take_output(self)
+    }
+    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError> {
+        SqliteRewriter::finish(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

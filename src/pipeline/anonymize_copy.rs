@@ -7,7 +7,6 @@
 //! coffre's SQLite SQL) and rows go through the same conversions as in an
 //! anonymized backup, so the copy is that backup's text, byte for byte.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +22,7 @@ use crate::catalog;
 use crate::dump::mysql_rows::MysqlRewriter;
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::sqlite_rows::SqliteRewriter;
-use crate::dump::{DumpError, DumpStats, RowTransform};
+use crate::dump::{DumpStats, pump};
 use crate::keys;
 use crate::manifest::{self, BackupKind};
 use crate::progress::Progress;
@@ -67,55 +66,6 @@ impl DumpFormat {
             "sqlite" => Some(DumpFormat::Sqlite),
             "mysql" => Some(DumpFormat::Mysql),
             _ => None,
-        }
-    }
-}
-
-/// The rewriter of one dump's text.
-enum Rewriter<'t> {
-    Postgres(PgPlainParser<'t>),
-    Sqlite(SqliteRewriter<'t>),
-    Mysql(MysqlRewriter<'t>),
-}
-
-impl<'t> Rewriter<'t> {
-    fn new(format: DumpFormat, transform: &'t mut dyn RowTransform) -> Self {
-        match format {
-            DumpFormat::Postgres => Rewriter::Postgres(PgPlainParser::new(transform, Output::Emit)),
-            DumpFormat::Sqlite => Rewriter::Sqlite(SqliteRewriter::new(transform)),
-            DumpFormat::Mysql => Rewriter::Mysql(MysqlRewriter::new(transform)),
-        }
-    }
-
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
-        match self {
-            Rewriter::Postgres(p) => p.feed(chunk),
-            Rewriter::Sqlite(r) => r.feed(chunk),
-            Rewriter::Mysql(r) => r.feed(chunk),
-        }
-    }
-
-    fn output_len(&self) -> usize {
-        match self {
-            Rewriter::Postgres(p) => p.output_len(),
-            Rewriter::Sqlite(r) => r.output_len(),
-            Rewriter::Mysql(r) => r.output_len(),
-        }
-    }
-
-    fn take_output(&mut self) -> Vec<u8> {
-        match self {
-            Rewriter::Postgres(p) => p.take_output(),
-            Rewriter::Sqlite(r) => r.take_output(),
-            Rewriter::Mysql(r) => r.take_output(),
-        }
-    }
-
-    fn finish(self) -> Result<(Vec<u8>, DumpStats), DumpError> {
-        match self {
-            Rewriter::Postgres(p) => p.finish(),
-            Rewriter::Sqlite(r) => r.finish(),
-            Rewriter::Mysql(r) => r.finish(),
         }
     }
 }
@@ -179,26 +129,37 @@ pub async fn run_anonymize_copy(
         let fail = |e: String| SourceError::Other(format!("reading {what}: {e}"));
         let mut zstd = open_plaintext(dl_rx, &identities)
             .map_err(|e| fail(format!("{e} (is the identity file the right one?)")))?;
-        let mut parser = Rewriter::new(format, &mut anonymizer);
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match zstd.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(fail(e.to_string())),
-            };
-            parser.feed(&buf[..n])?;
-            if parser.output_len() >= CHUNK {
-                tx.blocking_send(Piece::Data(Bytes::from(parser.take_output())))
-                    .map_err(|_| SourceError::Downstream)?;
-            }
-        }
-        let (rest, stats) = parser.finish()?;
-        if !rest.is_empty() {
-            tx.blocking_send(Piece::Data(Bytes::from(rest)))
-                .map_err(|_| SourceError::Downstream)?;
-        }
+        let mut send = |chunk: Vec<u8>| {
+            tx.blocking_send(Piece::Data(Bytes::from(chunk)))
+                .map_err(|_| SourceError::Downstream)
+        };
+        let read_err = |e: std::io::Error| fail(e.to_string());
+        let stats = match format {
+            DumpFormat::Postgres => pump(
+                &mut zstd,
+                PgPlainParser::new(&mut anonymizer, Output::Emit),
+                CHUNK,
+                &mut send,
+                read_err,
+                SourceError::from,
+            ),
+            DumpFormat::Sqlite => pump(
+                &mut zstd,
+                SqliteRewriter::new(&mut anonymizer),
+                CHUNK,
+                &mut send,
+                read_err,
+                SourceError::from,
+            ),
+            DumpFormat::Mysql => pump(
+                &mut zstd,
+                MysqlRewriter::new(&mut anonymizer),
+                CHUNK,
+                &mut send,
+                read_err,
+                SourceError::from,
+            ),
+        }?;
         tx.blocking_send(Piece::End)
             .map_err(|_| SourceError::Downstream)?;
         Ok(stats)

@@ -141,6 +141,48 @@ impl StderrTail {
     }
 }
 
+/// Runs a dump tool whose stdout is SQL text: streams it through `rewriter` into `out` in
+/// pipeline-sized chunks, kills the tool if the stream fails, and reports the tool's own
+/// failure (`tool_error(status, stderr tail)`) first. `database` names the source in
+/// messages (never with a password). Blocking.
+pub(crate) fn run_dump_tool<R: crate::dump::Rewriter>(
+    mut child: std::process::Child,
+    rewriter: R,
+    out: &mut dyn ChunkSink,
+    database: &str,
+    tool_error: impl FnOnce(String, String) -> SourceError,
+) -> Result<DumpStats, SourceError> {
+    let tail = StderrTail::default();
+    let err_thread = child.stderr.take().map(|e| tail.spawn(e));
+    let result = match child.stdout.take() {
+        None => Err(SourceError::Other("the dump tool has no stdout".into())),
+        Some(mut stdout) => crate::dump::pump(
+            &mut stdout,
+            rewriter,
+            crate::pipeline::CHUNK,
+            &mut |chunk| out.send(chunk),
+            |e| SourceError::Other(format!("reading the dump tool's output: {e}")),
+            |source| SourceError::Dump {
+                database: database.to_owned(),
+                source,
+            },
+        ),
+    };
+    if result.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| SourceError::Other(e.to_string()))?;
+    if let Some(t) = err_thread {
+        let _ = t.join();
+    }
+    if !status.success() {
+        return Err(tool_error(status_text(status), tail.text()));
+    }
+    result
+}
+
 pub(crate) fn status_text(status: ExitStatus) -> String {
     match status.code() {
         Some(c) => format!("exit code {c}"),

@@ -40,13 +40,16 @@
 //! replaced them. Routines, views and triggers keep their DEFINER, which the
 //! restoring user must be allowed to set (SET USER / SUPER).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::{ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, status_text};
+use super::{
+    ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, run_dump_tool,
+    status_text,
+};
 use crate::dump::mysql_rows::{MysqlRewriter, quote_mysql_ident};
-use crate::dump::{DumpError, DumpStats, Identity, RowTransform};
+use crate::dump::{DumpStats, Identity, RowTransform};
 
 const CHUNK: usize = crate::pipeline::CHUNK;
 
@@ -463,59 +466,15 @@ impl Source for MysqlDatabase {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = self.spawn(&self.dump_tool, &mut cmd)?;
-        let tail = StderrTail::default();
-        let err_thread = child.stderr.take().map(|e| tail.spawn(e));
-        let result = pump_dump(&mut child, transform, out, &self.redacted_url());
-        if result.is_err() {
-            let _ = child.kill();
-        }
-        let status = child
-            .wait()
-            .map_err(|e| SourceError::Other(e.to_string()))?;
-        if let Some(t) = err_thread {
-            let _ = t.join();
-        }
-        if !status.success() {
-            return Err(self.tool_error(&self.dump_tool, status_text(status), tail.text()));
-        }
-        result
+        let child = self.spawn(&self.dump_tool, &mut cmd)?;
+        run_dump_tool(
+            child,
+            MysqlRewriter::new(transform),
+            out,
+            &self.redacted_url(),
+            |status, stderr| self.tool_error(&self.dump_tool, status, stderr),
+        )
     }
-}
-
-fn pump_dump(
-    child: &mut Child,
-    transform: &mut dyn RowTransform,
-    out: &mut dyn ChunkSink,
-    database: &str,
-) -> Result<DumpStats, SourceError> {
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| SourceError::Other("the dump tool has no stdout".into()))?;
-    let mut parser = MysqlRewriter::new(transform);
-    let mut buf = vec![0u8; CHUNK];
-    let dump_err = |source: DumpError| SourceError::Dump {
-        database: database.to_owned(),
-        source,
-    };
-    loop {
-        let n = match stdout.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(SourceError::Other(format!("reading the dump output: {e}"))),
-        };
-        parser.feed(&buf[..n]).map_err(dump_err)?;
-        if parser.output_len() >= CHUNK {
-            out.send(parser.take_output())?;
-        }
-    }
-    let (rest, stats) = parser.finish().map_err(dump_err)?;
-    if !rest.is_empty() {
-        out.send(rest)?;
-    }
-    Ok(stats)
 }
 
 impl Destination for MysqlDatabase {

@@ -6,15 +6,16 @@
 //! files), so coffre reaches exactly what `psql` reaches. A configured
 //! `password_file` is handed to the child as PGPASSWORD, never logged.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::{ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, status_text};
+use super::{
+    ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, run_dump_tool,
+    status_text,
+};
 use crate::dump::pg_plain::{Output, PgPlainParser};
-use crate::dump::{DumpError, DumpStats, RowTransform};
-
-const CHUNK: usize = crate::pipeline::CHUNK;
+use crate::dump::{DumpStats, RowTransform};
 
 /// One PostgreSQL database and the client tools to reach it.
 #[derive(Debug, Clone)]
@@ -147,59 +148,15 @@ impl Source for PgDatabase {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = self.spawn(&self.pg_dump, &mut cmd)?;
-        let tail = StderrTail::default();
-        let err_thread = child.stderr.take().map(|e| tail.spawn(e));
-        let result = pump_dump(&mut child, transform, out, &self.redacted_url());
-        if result.is_err() {
-            let _ = child.kill();
-        }
-        let status = child
-            .wait()
-            .map_err(|e| SourceError::Other(e.to_string()))?;
-        if let Some(t) = err_thread {
-            let _ = t.join();
-        }
-        if !status.success() {
-            return Err(self.tool_error(&self.pg_dump, status_text(status), tail.text()));
-        }
-        result
+        let child = self.spawn(&self.pg_dump, &mut cmd)?;
+        run_dump_tool(
+            child,
+            PgPlainParser::new(transform, Output::Emit),
+            out,
+            &self.redacted_url(),
+            |status, stderr| self.tool_error(&self.pg_dump, status, stderr),
+        )
     }
-}
-
-fn pump_dump(
-    child: &mut Child,
-    transform: &mut dyn RowTransform,
-    out: &mut dyn ChunkSink,
-    database: &str,
-) -> Result<DumpStats, SourceError> {
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| SourceError::Other("pg_dump has no stdout".into()))?;
-    let mut parser = PgPlainParser::new(transform, Output::Emit);
-    let mut buf = vec![0u8; CHUNK];
-    let dump_err = |source: DumpError| SourceError::Dump {
-        database: database.to_owned(),
-        source,
-    };
-    loop {
-        let n = match stdout.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(SourceError::Other(format!("reading pg_dump output: {e}"))),
-        };
-        parser.feed(&buf[..n]).map_err(dump_err)?;
-        if parser.output_len() >= CHUNK {
-            out.send(parser.take_output())?;
-        }
-    }
-    let (rest, stats) = parser.finish().map_err(dump_err)?;
-    if !rest.is_empty() {
-        out.send(rest)?;
-    }
-    Ok(stats)
 }
 
 impl Destination for PgDatabase {
