@@ -143,6 +143,7 @@ pub async fn run(dir: &Path, scale: u64) -> Result<DemoReport, DemoError> {
         return Err(DemoError::Step(format!("backup: {e}")));
     }
     let opts = RestoreOptions {
+        skip_erasures: None,
         backup_id: backup.id.clone(),
         to: restored.display().to_string(),
         target: None,

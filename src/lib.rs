@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod dump;
+pub mod erasure;
 pub mod fixture;
 pub mod integrity;
 pub mod keys;

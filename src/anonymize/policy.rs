@@ -27,6 +27,7 @@ use crate::config::did_you_mean;
 use crate::config::locate::{LineIndex, Locations};
 use crate::config::parse::syntax_problem;
 use crate::config::{Problem, read_small_text};
+use crate::erasure::rules::ErasureRules;
 
 /// The largest policy file [`Policy::load`] reads.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -34,7 +35,7 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The key of a table's default rule: every column not listed gets it.
 pub const DEFAULT_KEY: &str = "*";
 
-const TOP_KEYS: &[&str] = &["locale", "tables"];
+const TOP_KEYS: &[&str] = &["locale", "tables", "erasure"];
 const LOCALES: &[&str] = &["fr_FR", "en"];
 
 /// A loaded policy: the rule of every listed column of every listed table.
@@ -48,6 +49,8 @@ pub struct Policy {
     pub tables: BTreeMap<String, TablePolicy>,
     /// SHA-256 of the file's bytes, lowercase hex: which policy made a backup.
     pub sha256: String,
+    /// `[erasure]`: what erasing one subject means (see [`crate::erasure::rules`]).
+    pub erasure: Option<ErasureRules>,
 }
 
 /// `[tables."schema.table"]`.
@@ -135,12 +138,16 @@ impl Policy {
             problems: Vec::new(),
         };
         let (locale, tables) = parser.document(&root);
+        let erasure = root.get("erasure").and_then(|value| {
+            crate::erasure::rules::parse(value, &locations, &mut parser.problems)
+        });
         match locale {
             Some(locale) if parser.problems.is_empty() => Ok(Policy {
                 file: path.to_path_buf(),
                 locale,
                 tables,
                 sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                erasure,
             }),
             _ => Err(invalid(parser.problems)),
         }
@@ -180,6 +187,7 @@ impl Parser<'_> {
             let line = self.at.line(&[key]);
             match key.as_str() {
                 "locale" => locale = self.locale(value, line),
+                "erasure" => {} // parsed by crate::erasure::rules
                 "tables" => match value.as_table() {
                     Some(t) => tables = self.tables(t),
                     None => self.report(
@@ -405,6 +413,11 @@ pub fn check(policy: &Policy, schema: &SchemaInfo) -> CheckReport {
                     toml_string(name)
                 ),
             );
+        }
+    }
+    if let Some(rules) = &policy.erasure {
+        for (line, message) in crate::erasure::rules::check(rules, schema) {
+            errors.push(line, message);
         }
     }
     CheckReport {
@@ -1126,7 +1139,7 @@ description = "scrub"
             problems(text),
             [
                 "policy policies/test.toml:2: unknown key \"local\" at the top level \
-                 (expected one of: locale, tables; did you mean \"locale\"?)"
+                 (expected one of: locale, tables, erasure; did you mean \"locale\"?)"
             ]
         );
     }

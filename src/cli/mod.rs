@@ -22,6 +22,7 @@ use crate::progress::{Progress, Ticker, human_bytes};
 use crate::{catalog, demo, fixture, keys};
 
 mod drill;
+mod erasure;
 
 /// Exit code of a backup stored in some targets only, or of a `heal` that left
 /// copies broken.
@@ -83,6 +84,10 @@ pub enum Command {
         /// Skip the check that the destination is empty.
         #[arg(long)]
         force: bool,
+        /// Do not re-apply the source's erasure ledger (erased people come back!): only
+        /// on an explicit decision, recorded in the audit log.
+        #[arg(long)]
+        skip_erasures: bool,
     },
     /// Re-read stored copies and check their size and SHA-256 (no decryption).
     Verify {
@@ -136,6 +141,22 @@ pub enum Command {
         /// Drill this target (default: the one drilled least recently).
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Record an erasure request (right to erasure): every restore, drill and anonymized
+    /// copy re-applies it from now on, following the [erasure] rules of the source's policy.
+    Erase {
+        source: String,
+        /// The subject: table.column=value of the policy's subject (e.g. clients.id=42).
+        #[arg(long)]
+        subject: String,
+        /// Why (a ticket number, the request's date): kept in the ledger, encrypted.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The erasure ledger: list it, or show which backups still hold a subject.
+    Erasure {
+        #[command(subcommand)]
+        action: ErasureAction,
     },
     /// Users of the admin API: make the first admin (the API makes the others).
     User {
@@ -199,6 +220,19 @@ pub enum AuditAction {
     /// Check the chain (altered, removed, reordered entries) and the sealed head in the
     /// stores (a rewritten or truncated chain). Exit 1 on any problem.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ErasureAction {
+    /// The ledger of every source (or one), merged from the state store and the stores.
+    List { source: Option<String> },
+    /// Which backups of SOURCE still hold the subject, and when each expires.
+    Status {
+        source: String,
+        /// table.column=value of the policy's subject (e.g. clients.id=42).
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +414,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             to,
             target,
             force,
+            skip_erasures,
         } => {
             let ctx = context(&cli).await?;
             let progress = Progress::new();
@@ -389,6 +424,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 to: to.clone(),
                 target: target.clone(),
                 force: *force,
+                skip_erasures: skip_erasures.then(|| format!("cli:{}", whoami())),
             };
             let result = run_restore(&ctx, &opts, progress).await;
             ticker.finish().await;
@@ -407,6 +443,14 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 );
                 for a in &report.failed_attempts {
                     println!("  skipped a bad copy: {a}");
+                }
+                if let Some(e) = &report.erasures {
+                    erasure::print_applied(e);
+                }
+                if report.erasures_skipped_by.is_some() {
+                    println!(
+                        "  the erasure ledger was NOT re-applied (--skip-erasures, recorded in the audit log)"
+                    );
                 }
             }
             Ok(0)
@@ -442,6 +486,25 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             let report = run_prune(&ctx, source.as_deref(), *dry_run, chrono::Utc::now()).await?;
             prune_output(&report, json);
             Ok(if report.ok { 0 } else { 1 })
+        }
+        Command::Erase {
+            source,
+            subject,
+            reason,
+        } => {
+            let ctx = context(&cli).await?;
+            erasure::erase(&ctx, source, subject, reason.as_deref(), json).await
+        }
+        Command::Erasure { action } => {
+            let ctx = context(&cli).await?;
+            match action {
+                ErasureAction::List { source } => {
+                    erasure::list(&ctx, source.as_deref(), json).await
+                }
+                ErasureAction::Status { source, subject } => {
+                    erasure::status(&ctx, source, subject, json).await
+                }
+            }
         }
         Command::Policy { action } => {
             let ctx = context(&cli).await?;

@@ -497,6 +497,7 @@ impl Run {
         let restored = run_restore(
             ctx,
             &RestoreOptions {
+                skip_erasures: None,
                 backup_id: entry.id.clone(),
                 to: scratch.restore_url(),
                 target: Some(self.report.target.clone()),

@@ -18,6 +18,8 @@ use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::{CHUNK, Context, ContextError, Piece, channel, seconds_since};
 use crate::catalog;
+use crate::dump::DumpStats;
+use crate::erasure::apply::{Applied, Plan, apply_postgres};
 use crate::keys::{self, Identities};
 use crate::manifest::{self, DATA_OBJECT, Manifest};
 use crate::progress::Progress;
@@ -77,6 +79,9 @@ pub struct RestoreOptions {
     pub to: String,
     pub target: Option<String>,
     pub force: bool,
+    /// `Some(actor)`: restore without re-applying the erasure ledger, on that actor's
+    /// explicit request (recorded in the audit log).
+    pub skip_erasures: Option<String>,
 }
 
 /// One table after a restore.
@@ -101,6 +106,13 @@ pub struct RestoreReport {
     pub tables: Vec<TableCheck>,
     /// Copies tried before the one that worked, with why they failed.
     pub failed_attempts: Vec<String>,
+    /// The erasure ledger re-applied before the commit (absent: the ledger of the source
+    /// is empty, or `erasures_skipped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasures: Option<Applied>,
+    /// The ledger was not applied, on this actor's request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasures_skipped_by: Option<String>,
 }
 
 /// Parses a `--to` value into a destination of the right kind.
@@ -186,6 +198,13 @@ pub async fn run_restore(
     if !opts.force {
         on_destination(&destination, |d| d.check_empty()).await?;
     }
+    let plan = match &opts.skip_erasures {
+        None => erasure_plan(ctx, &first).await?.map(Arc::new),
+        Some(actor) => {
+            audit_skip(ctx, &first, actor, &opts.to).await?;
+            None
+        }
+    };
 
     // Candidate copies: the named target, or every copy that looks whole.
     let candidates: Vec<(DynStore, Manifest)> = match &opts.target {
@@ -229,12 +248,14 @@ pub async fn run_restore(
             destination.clone(),
             identities.clone(),
             &identity_name,
+            plan.clone(),
             progress.clone(),
         )
         .await;
         match attempt {
-            Ok(()) => {
-                let tables = check_counts(&destination, &m).await?;
+            Ok(erasures) => {
+                let expected = erasures.as_ref().map_or(&m.tables, |a| &a.expected);
+                let tables = check_counts(&destination, &m.id, expected).await?;
                 return Ok(RestoreReport {
                     id: m.id.clone(),
                     source: m.source.clone(),
@@ -243,9 +264,11 @@ pub async fn run_restore(
                     plaintext_bytes: m.plaintext_bytes,
                     stored_bytes: m.data().map(|d| d.size).unwrap_or(0),
                     duration_s: seconds_since(started),
-                    rows: m.tables.total_rows(),
+                    rows: expected.total_rows(),
                     tables,
                     failed_attempts,
+                    erasures,
+                    erasures_skipped_by: opts.skip_erasures.clone(),
                 });
             }
             Err(e @ RestoreError::Integrity { .. }) if opts.target.is_none() => {
@@ -259,6 +282,85 @@ pub async fn run_restore(
         id: opts.backup_id.clone(),
         attempts: failed_attempts,
     })
+}
+
+/// The erasure plan of a backup's source: its whole ledger (re-applying an erasure is
+/// harmless, and one recorded just before a backup may not have reached the database
+/// yet), the policy's rules, and the key of pseudonyms. `None` when the ledger is empty.
+pub async fn erasure_plan(ctx: &Context, m: &Manifest) -> Result<Option<Plan>, RestoreError> {
+    let err = |e: &dyn std::fmt::Display| {
+        RestoreError::Other(format!("erasure ledger of source {}: {e}", m.source))
+    };
+    let state = open_state(ctx).await?;
+    let ledger = crate::erasure::ledger::load(ctx, &state, &m.source, true)
+        .await
+        .map_err(|e| err(&e))?;
+    if ledger.erasures.is_empty() {
+        return Ok(None);
+    }
+    let (policy, rules) = crate::erasure::ledger::rules_of(ctx, &m.source).map_err(|e| {
+        err(&format!(
+            "{e}; it holds {} erasures, which every restore must re-apply",
+            ledger.erasures.len()
+        ))
+    })?;
+    let key = crate::erasure::pseudonym_key(ctx).map_err(|e| err(&e))?;
+    Ok(Some(Plan {
+        policy: Arc::new(policy),
+        rules,
+        key,
+        unique: m.unique_columns.iter().cloned().collect(),
+        erasures: ledger
+            .erasures
+            .iter()
+            .map(|e| crate::erasure::apply::Applies {
+                id: e.id.clone(),
+                subject: e.subject.to_string(),
+                recorded_at: e.recorded_at,
+            })
+            .collect(),
+    }))
+}
+
+/// The state store, opened off the async threads.
+pub(crate) async fn open_state(
+    ctx: &Context,
+) -> Result<std::sync::Mutex<crate::state::State>, RestoreError> {
+    let dir = ctx.config.state_dir.clone();
+    tokio::task::spawn_blocking(move || crate::state::State::open_in(&dir))
+        .await
+        .map_err(|e| RestoreError::Other(e.to_string()))?
+        .map(std::sync::Mutex::new)
+        .map_err(|e| RestoreError::Other(e.to_string()))
+}
+
+/// Records in the audit log that a restore skips the erasure ledger.
+async fn audit_skip(
+    ctx: &Context,
+    m: &Manifest,
+    actor: &str,
+    to: &str,
+) -> Result<(), RestoreError> {
+    let state = open_state(ctx).await?;
+    let guard = state
+        .lock()
+        .map_err(|_| RestoreError::Other("the state store's lock is poisoned".into()))?;
+    let destination = crate::source::postgres::redact_url(to);
+    crate::audit::record(
+        &guard,
+        &crate::state::NewAuditEntry {
+            time: chrono::Utc::now(),
+            actor: actor.to_owned(),
+            ip: "local".into(),
+            action: "restore_skip_erasures".into(),
+            target: format!("backup:{}", m.id),
+            outcome: "ok".into(),
+            details: serde_json::json!({ "source": m.source, "to": destination }),
+        },
+    )
+    .map_err(|e| RestoreError::Other(format!("cannot record the skip in the audit log: {e}")))?;
+    tracing::warn!(backup = %m.id, actor, "restore without re-applying the erasure ledger");
+    Ok(())
 }
 
 /// Runs a blocking call on the destination off the async threads.
@@ -279,17 +381,16 @@ where
 
 async fn check_counts(
     destination: &Arc<dyn Destination>,
-    m: &Manifest,
+    id: &str,
+    expected: &DumpStats,
 ) -> Result<Vec<TableCheck>, RestoreError> {
-    let names: Vec<(String, String)> = m
-        .tables
+    let names: Vec<(String, String)> = expected
         .tables
         .iter()
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
     let counts = on_destination(destination, move |d| d.count_rows(&names)).await?;
-    let tables: Vec<TableCheck> = m
-        .tables
+    let tables: Vec<TableCheck> = expected
         .tables
         .iter()
         .zip(counts)
@@ -311,7 +412,7 @@ async fn check_counts(
         .collect();
     if !differences.is_empty() {
         return Err(RestoreError::Rows {
-            id: m.id.clone(),
+            id: id.to_owned(),
             differences,
         });
     }
@@ -460,8 +561,9 @@ fn decode_into(
     identities: &Identities,
     destination: &dyn Destination,
     m: &Manifest,
+    plan: Option<&Plan>,
     progress: &Progress,
-) -> Result<(), DecodeFailure> {
+) -> Result<Option<Applied>, DecodeFailure> {
     let mut zstd = open_plaintext(rx, identities).map_err(|e| match e {
         OpenError::WrongIdentity => DecodeFailure::WrongIdentity,
         OpenError::Stream(reason) => DecodeFailure::Stream(reason),
@@ -499,10 +601,27 @@ fn decode_into(
                 return Err(DecodeFailure::Rows(differences));
             }
         }
-        Ok(())
+        // The ledger, inside the same transaction: nothing erased is ever committed.
+        let Some(plan) = plan else { return Ok(None) };
+        let Some(sql) = session.sql() else {
+            return Err(DecodeFailure::Destination(SourceError::Other(format!(
+                "the erasure ledger of source {} holds {} erasures, and re-applying them to a \
+                 {} restore is not supported yet: restore into PostgreSQL, or pass \
+                 --skip-erasures (recorded in the audit log) and apply them by hand",
+                m.source,
+                plan.erasures.len(),
+                m.source_type
+            ))));
+        };
+        apply_postgres(sql, plan, &m.tables)
+            .map(Some)
+            .map_err(DecodeFailure::Destination)
     })();
     match result {
-        Ok(()) => session.commit().map_err(DecodeFailure::Destination),
+        Ok(applied) => session
+            .commit()
+            .map(|()| applied)
+            .map_err(DecodeFailure::Destination),
         Err(e) => {
             session.abort();
             Err(e)
@@ -516,8 +635,9 @@ async fn restore_copy(
     destination: Arc<dyn Destination>,
     identities: Arc<Identities>,
     identity_name: &str,
+    plan: Option<Arc<Plan>>,
     progress: Arc<Progress>,
-) -> Result<(), RestoreError> {
+) -> Result<Option<Applied>, RestoreError> {
     let (tx, rx) = channel();
     let target = store.name().to_owned();
     let key = manifest::object_key(&m.source, &m.id, DATA_OBJECT);
@@ -526,7 +646,14 @@ async fn restore_copy(
         let m = m.clone();
         let destination = destination.clone();
         tokio::task::spawn_blocking(move || {
-            decode_into(rx, &identities, destination.as_ref(), &m, &progress)
+            decode_into(
+                rx,
+                &identities,
+                destination.as_ref(),
+                &m,
+                plan.as_deref(),
+                &progress,
+            )
         })
     };
     let decoded = decode

@@ -478,6 +478,7 @@ pub(crate) async fn verify(env: &Env, source: &str, backup: &str) {
 pub(crate) async fn restore(env: &Env, source: &str, backup: &str, to: &str) {
     let job = Running::start(env, JobKind::Restore, source);
     let opts = crate::pipeline::restore::RestoreOptions {
+        skip_erasures: None,
         backup_id: backup.to_owned(),
         to: to.to_owned(),
         target: None,

@@ -98,6 +98,20 @@ pub trait RestoreSession: Send {
     fn end_input(&mut self) -> Result<Option<DumpStats>, SourceError>;
     fn commit(self: Box<Self>) -> Result<(), SourceError>;
     fn abort(self: Box<Self>);
+    /// SQL inside the restore's transaction, after the input ended and before the commit
+    /// (where erasures are applied); `None` where the destination has no such channel.
+    fn sql(&mut self) -> Option<&mut dyn SessionSql> {
+        None
+    }
+}
+
+/// SQL run inside a restore's transaction, before it commits.
+pub trait SessionSql {
+    /// Runs statements that return no rows; a failure may only surface at the next query.
+    fn execute(&mut self, sql: &str) -> Result<(), SourceError>;
+    /// Runs one query (a `SELECT`, or a statement with `RETURNING`) and returns its rows
+    /// as PostgreSQL COPY text lines, without their line ends.
+    fn copy_lines(&mut self, query: &str) -> Result<Vec<Vec<u8>>, SourceError>;
 }
 
 /// Keeps the last bytes a child process writes on stderr, on its own thread.

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{
-    ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, run_dump_tool,
-    status_text,
+    ChunkSink, Destination, RestoreSession, SessionSql, Source, SourceError, StderrTail,
+    run_dump_tool, status_text,
 };
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::{DumpStats, RowTransform};
@@ -202,18 +202,33 @@ impl Destination for PgDatabase {
         .arg(&self.url)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let mut child = self.spawn(&self.psql, &mut cmd)?;
         let tail = StderrTail::default();
         let err_thread = child.stderr.take().map(|e| tail.spawn(e));
         let stdin = child.stdin.take();
+        // psql's output (a few lines of pg_dump's SELECTs, then the answers of
+        // `SessionSql::copy_lines`), line by line; read at once so that psql never blocks.
+        let (lines_tx, lines) = std::sync::mpsc::channel::<Vec<u8>>();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).split(b'\n') {
+                    let Ok(l) = line else { break };
+                    if lines_tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         Ok(Box::new(PsqlSession {
             db: self.clone(),
             child,
             stdin,
             tail,
             err_thread,
+            lines,
         }))
     }
 
@@ -255,6 +270,47 @@ struct PsqlSession {
     stdin: Option<ChildStdin>,
     tail: StderrTail,
     err_thread: Option<std::thread::JoinHandle<()>>,
+    lines: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl SessionSql for PsqlSession {
+    fn execute(&mut self, sql: &str) -> Result<(), SourceError> {
+        let mut text = sql.trim_end().trim_end_matches(';').to_owned();
+        text.push_str(";\n");
+        self.write(text.as_bytes())
+    }
+
+    fn copy_lines(&mut self, query: &str) -> Result<Vec<Vec<u8>>, SourceError> {
+        let mut nonce = [0u8; 12];
+        let _ = getrandom::fill(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let begin = format!("coffre-begin-{nonce}");
+        let end = format!("coffre-end-{nonce}");
+        let query = query.trim_end().trim_end_matches(';');
+        self.write(
+            format!("\\echo {begin}\nCOPY ({query}) TO STDOUT;\n\\echo {end}\n").as_bytes(),
+        )?;
+        if let Some(stdin) = self.stdin.as_mut()
+            && stdin.flush().is_err()
+        {
+            return Err(self.failed());
+        }
+        let mut rows = Vec::new();
+        let mut inside = false;
+        loop {
+            let Ok(line) = self.lines.recv() else {
+                // psql stopped: ON_ERROR_STOP after a failed statement.
+                return Err(self.failed());
+            };
+            if !inside {
+                inside = line == begin.as_bytes();
+            } else if line == end.as_bytes() {
+                return Ok(rows);
+            } else {
+                rows.push(line);
+            }
+        }
+    }
 }
 
 impl PsqlSession {
@@ -310,5 +366,9 @@ impl RestoreSession for PsqlSession {
     fn abort(mut self: Box<Self>) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    fn sql(&mut self) -> Option<&mut dyn SessionSql> {
+        Some(self)
     }
 }

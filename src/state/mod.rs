@@ -27,6 +27,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 mod auth;
+mod erasures;
 mod model;
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,8 @@ pub const MIGRATIONS: &[&str] = &[
     auth::MIGRATION_2,
     // 3: failed logins counted per user and client address.
     auth::MIGRATION_3,
+    // 4: the erasure ledger and the subject scans of backups.
+    erasures::MIGRATION_4,
 ];
 
 /// What a state operation can fail on; every message names the file and the way out.

@@ -88,7 +88,7 @@ fn open_creates_folder_schema_and_wal() {
         state.schema_version().expect("version"),
         MIGRATIONS.len() as i64
     );
-    assert_eq!(MIGRATIONS.len(), 3);
+    assert_eq!(MIGRATIONS.len(), 4);
 
     let mode: String = state
         .conn
