@@ -60,7 +60,7 @@ pub fn load_policy(config: &Config, source: &str) -> Result<Policy, SetupError> 
 
 /// The schema policies name the tables of a dump that names none: the database of a
 /// MySQL source's URL, `main` for SQLite.
-fn default_schema(config: &Config, source: &str) -> String {
+pub fn default_schema(config: &Config, source: &str) -> String {
     match config.source(source) {
         Ok(SourceConfig::Mysql(my)) => crate::source::MysqlDatabase::new(my.url.clone())
             .database()

@@ -202,11 +202,7 @@ pub(super) fn print_applied(applied: &Applied) {
         applied.subjects
     );
     for t in &applied.tables {
-        let verb = match t.action {
-            crate::erasure::rules::Action::Delete => "deleted",
-            crate::erasure::rules::Action::Pseudonymize => "pseudonymized",
-        };
-        println!("    {}: {} rows {verb}", t.table, t.rows);
+        println!("    {}: {} rows {}", t.table, t.rows, t.action.past_tense());
     }
     for f in &applied.foreign_keys_not_valid {
         println!("    foreign key {f}");

@@ -458,6 +458,7 @@ impl Run {
                 rpo_seconds: None,
                 stored_bytes: None,
                 rows: None,
+                erasures: None,
                 scratch: String::new(),
                 coffre_version: env!("CARGO_PKG_VERSION").to_owned(),
                 mac: None,
@@ -509,6 +510,22 @@ impl Run {
         self.report.timings.restore_s = seconds_since(t);
         match restored {
             Ok(r) => {
+                if let Some(applied) = &r.erasures {
+                    // The erased database is what a restore gives now: check against it.
+                    for t in &mut self.report.tables {
+                        if let Some(e) = applied
+                            .expected
+                            .tables
+                            .iter()
+                            .find(|e| e.qualified() == t.table)
+                        {
+                            t.expected_rows = e.rows;
+                            t.expected_checksum = e.checksum.clone();
+                        }
+                    }
+                    self.report.rows = Some(applied.expected.total_rows());
+                }
+                self.report.erasures = r.erasures.clone();
                 self.pass(
                     "integrity",
                     format!(
@@ -594,13 +611,21 @@ impl Run {
                 "rows",
                 format!(
                     "{} tables, {} rows: counts and checksums of the restored database equal \
-                     the manifest's",
+                     the manifest's{}",
                     self.report.tables.len(),
-                    seen.total_rows()
+                    seen.total_rows(),
+                    if self.report.erasures.is_some() {
+                        ", with the erased rows taken out and the pseudonymized ones in"
+                    } else {
+                        ""
+                    }
                 ),
             );
         } else {
             self.fail("rows", bad.join("; "));
+            return false;
+        }
+        if !self.check_erasures(scratch).await {
             return false;
         }
 
@@ -621,6 +646,54 @@ impl Run {
             self.fail(
                 "assertions",
                 format!("{} of {total} failed: {}", failed.len(), failed.join("; ")),
+            );
+            false
+        }
+    }
+
+    /// Proves that no row the erasure ledger deletes is in the restored database.
+    async fn check_erasures(&mut self, scratch: &Scratch) -> bool {
+        let Some(applied) = self.report.erasures.clone() else {
+            self.pass(
+                "erasures",
+                "the source's erasure ledger is empty: nothing to re-apply".to_owned(),
+            );
+            return true;
+        };
+        let queries = applied.verify_sql.clone();
+        let results = checks::run_assertions(scratch, &queries).await;
+        let left: Vec<String> = results
+            .iter()
+            .filter(|a| !a.ok)
+            .map(|a| format!("{:?} returned {}", a.sql, a.result))
+            .collect();
+        let changed: Vec<String> = applied
+            .tables
+            .iter()
+            .map(|t| format!("{}: {} rows {}", t.table, t.rows, t.action.past_tense()))
+            .collect();
+        if left.is_empty() {
+            self.pass(
+                "erasures",
+                format!(
+                    "{} ledger entries ({} subjects) re-applied before the commit ({}); no \
+                     erased row is left ({} tables checked){}",
+                    applied.erasures.len(),
+                    applied.subjects,
+                    changed.join(", "),
+                    queries.len(),
+                    if applied.foreign_keys_not_valid.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", applied.foreign_keys_not_valid.join("; "))
+                    }
+                ),
+            );
+            true
+        } else {
+            self.fail(
+                "erasures",
+                format!("erased rows are still there: {}", left.join("; ")),
             );
             false
         }

@@ -41,11 +41,12 @@ impl Outcome {
 }
 
 /// The checks of a drill, in the order they run.
-pub const CHECKS: [&str; 7] = [
+pub const CHECKS: [&str; 8] = [
     "backup",
     "integrity",
     "restore",
     "rows",
+    "erasures",
     "assertions",
     "rto",
     "cleanup",
@@ -122,6 +123,9 @@ pub struct DrillReport {
     pub rpo_seconds: Option<f64>,
     pub stored_bytes: Option<u64>,
     pub rows: Option<u64>,
+    /// The erasure ledger as the restore re-applied it (absent: the ledger was empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasures: Option<crate::erasure::apply::Applied>,
     /// The scratch database (never with a password).
     pub scratch: String,
     pub coffre_version: String,
@@ -233,6 +237,7 @@ mod tests {
             rpo_seconds: Some(9000.0),
             stored_bytes: Some(1),
             rows: Some(1),
+            erasures: None,
             scratch: "postgres://drill@h/coffre_drill_x".into(),
             coffre_version: "0".into(),
             mac: None,

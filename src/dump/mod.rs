@@ -73,6 +73,16 @@ pub trait RowTransform: Send {
     fn large_object(&mut self) -> Result<(), TransformError> {
         Ok(())
     }
+    /// Asked after each `transform_row`: `true` leaves that row out of the output and
+    /// of the stats (an erased row). Rewriters that cannot leave rows out refuse a
+    /// transform that asks to (MySQL's multi-row INSERTs).
+    fn drop_row(&mut self) -> bool {
+        false
+    }
+    /// A line of SQL outside table data (PostgreSQL plain dumps), or its replacement.
+    fn rewrite_sql_line(&mut self, _line: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A streaming rewriter of dump text (`pg_dump` plain, `mariadb-dump`, coffre's SQLite

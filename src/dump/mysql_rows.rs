@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use memchr::{memchr, memchr2};
 
 use super::stats::{DumpStats, RowAccumulator};
-use super::{DumpError, RowTransform, TableInfo};
+use super::{DumpError, RowTransform, TableInfo, TransformError};
 
 /// `name` between backticks, inner backticks doubled: an identifier as MySQL reads it.
 pub fn quote_mysql_ident(name: &str) -> String {
@@ -1370,6 +1370,17 @@ impl<'t> MysqlRewriter<'t> {
                 row,
                 source,
             })?;
+        if self.transform.drop_row() {
+            return Err(DumpError::Transform {
+                table: table.info.qualified(),
+                row,
+                source: TransformError(
+                    "rows of a MySQL dump cannot be left out (erasures): not supported yet for \
+                     MySQL sources"
+                        .into(),
+                ),
+            });
+        }
         let start = self.out.len();
         let mut copied = 0;
         for (i, &(a, b)) in self.spans.iter().enumerate() {

@@ -163,7 +163,10 @@ impl<'t> PgPlainParser<'t> {
                     // lines outside SQL: they do not start a statement.
                     self.lexer.scan_line(line);
                 }
-                self.emit(line, newline);
+                match self.transform.rewrite_sql_line(line) {
+                    Some(new) => self.emit(&new, newline),
+                    None => self.emit(line, newline),
+                }
             }
             State::Copy {
                 table,
@@ -213,6 +216,9 @@ impl<'t> PgPlainParser<'t> {
                             row,
                             source,
                         })?;
+                    if self.transform.drop_row() {
+                        return Ok(());
+                    }
                     let start = self.out.len();
                     for (i, &(a, b)) in self.spans.iter().enumerate() {
                         if i > 0 {

@@ -324,6 +324,9 @@ impl Rows<'_> {
                 row,
                 source,
             })?;
+        if self.transform.drop_row() {
+            return Ok(());
+        }
         let start = self.out.len();
         self.out.extend_from_slice(&text[..prefix_len]);
         for (i, (value, field)) in self.values.iter().zip(&self.fields).enumerate() {

@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rules::{Action, ErasureRules, quote_table};
 use crate::anonymize::policy::Policy;
@@ -42,7 +42,7 @@ pub struct Plan {
 }
 
 /// One ledger entry, as a report shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applies {
     pub id: String,
     pub subject: String,
@@ -50,7 +50,7 @@ pub struct Applies {
 }
 
 /// One table after the erasure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableOutcome {
     pub table: String,
     pub action: Action,
@@ -59,7 +59,7 @@ pub struct TableOutcome {
 }
 
 /// What applying the ledger did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     pub erasures: Vec<Applies>,
     /// Distinct subjects.
@@ -74,6 +74,10 @@ pub struct Applied {
     /// The manifest's tables with the erased rows taken out and the rewritten ones in.
     #[serde(skip)]
     pub expected: DumpStats,
+    /// Read-only queries that are true when no row of a `delete` rule is left, for a
+    /// drill to run on the committed database.
+    #[serde(skip)]
+    pub verify_sql: Vec<String>,
 }
 
 /// A PostgreSQL string literal (standard_conforming_strings on, as pg_dump sets it).
@@ -125,6 +129,7 @@ pub fn apply_postgres(
         foreign_keys_not_valid: Vec::new(),
         skipped: Vec::new(),
         expected: manifest.clone(),
+        verify_sql: Vec::new(),
     };
     if keys.is_empty() {
         return Ok(applied);
@@ -242,6 +247,9 @@ pub fn apply_postgres(
         let mut delta = Delta::default();
         match rule.action {
             Action::Delete => {
+                applied.verify_sql.push(format!(
+                    "SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {predicate})"
+                ));
                 for line in sql.copy_lines(&format!(
                     "DELETE FROM {table} WHERE {predicate} RETURNING {columns}"
                 ))? {

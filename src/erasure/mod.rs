@@ -22,4 +22,5 @@ pub fn pseudonym_key(ctx: &Context) -> Result<Vec<u8>, ContextError> {
         Err(e) => Err(ContextError::Integrity(e.to_string())),
     }
 }
+pub mod filter;
 pub mod status;

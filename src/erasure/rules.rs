@@ -31,7 +31,7 @@ const RULE_KEYS: &[&str] = &["match", "action"];
 const ACTIONS: &[&str] = &["delete", "pseudonymize"];
 
 /// What happens to a matched row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Delete,
@@ -49,6 +49,16 @@ pub enum Match {
         parent: String,
         parent_column: String,
     },
+}
+
+impl Action {
+    /// `deleted` or `pseudonymized`.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Action::Delete => "deleted",
+            Action::Pseudonymize => "pseudonymized",
+        }
+    }
 }
 
 impl Match {

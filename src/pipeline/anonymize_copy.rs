@@ -23,6 +23,9 @@ use crate::dump::mysql_rows::MysqlRewriter;
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::sqlite_rows::SqliteRewriter;
 use crate::dump::{DumpStats, pump};
+use crate::erasure::filter::EraseFilter;
+use crate::erasure::ledger;
+use crate::erasure::rules::ErasureRules;
 use crate::keys;
 use crate::manifest::{self, BackupKind};
 use crate::progress::Progress;
@@ -46,6 +49,8 @@ pub enum CopyError {
         "backup {id} is a {source_type} backup: anonymized copies are made of postgres, mysql and sqlite backups only (back up the source with --anonymize instead)"
     )]
     UnsupportedSourceType { id: String, source_type: String },
+    #[error("erasure ledger of source {source_name}: {reason}")]
+    Erasure { source_name: String, reason: String },
 }
 
 /// The dump formats a copy can be made of, by the manifest's `source_type`.
@@ -78,6 +83,34 @@ pub struct CopyOptions {
     pub recipient: String,
     /// Read the backup from this target (default: the first whole copy).
     pub target: Option<String>,
+}
+
+/// The erasure rules and erased keys of a source whose ledger is not empty. The ledger is
+/// read from the stores too (the identity is at hand), so a fresh install applies it.
+async fn ledger_of(
+    ctx: &Context,
+    source: &str,
+) -> Result<Option<(ErasureRules, Vec<String>)>, CopyError> {
+    let err = |reason: String| CopyError::Erasure {
+        source_name: source.to_owned(),
+        reason,
+    };
+    let state = super::restore::open_state(ctx)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let ledger = ledger::load(ctx, &state, source, true)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    if ledger.erasures.is_empty() {
+        return Ok(None);
+    }
+    let (_, rules) = ledger::rules_of(ctx, source).map_err(|e| err(e.to_string()))?;
+    tracing::info!(
+        source,
+        erasures = ledger.erasures.len(),
+        "the erasure ledger is applied to the copy"
+    );
+    Ok(Some((rules, ledger.keys())))
 }
 
 /// Makes the copy; its report is a backup report (status per target).
@@ -121,6 +154,8 @@ pub async fn run_anonymize_copy(
     let identities = keys::load_identities(&identity_file)?;
     let prepared = setup::with_unique(&ctx.config, &m.source, &m.unique_columns)?;
     let mut anonymizer = prepared.anonymizer;
+    let erasures = ledger_of(ctx, &m.source).await?;
+    let default_schema = setup::default_schema(&ctx.config, &m.source);
 
     let (dl_tx, dl_rx) = channel();
     let download_task = tokio::spawn(download(store.clone(), m.clone(), dl_tx, progress.clone()));
@@ -134,10 +169,18 @@ pub async fn run_anonymize_copy(
                 .map_err(|_| SourceError::Downstream)
         };
         let read_err = |e: std::io::Error| fail(e.to_string());
+        let mut filter;
+        let transform: &mut dyn crate::dump::RowTransform = match &erasures {
+            Some((rules, keys)) => {
+                filter = EraseFilter::new(&mut anonymizer, rules, keys, &default_schema);
+                &mut filter
+            }
+            None => &mut anonymizer,
+        };
         let stats = match format {
             DumpFormat::Postgres => pump(
                 &mut zstd,
-                PgPlainParser::new(&mut anonymizer, Output::Emit),
+                PgPlainParser::new(transform, Output::Emit),
                 CHUNK,
                 &mut send,
                 read_err,
@@ -145,7 +188,7 @@ pub async fn run_anonymize_copy(
             ),
             DumpFormat::Sqlite => pump(
                 &mut zstd,
-                SqliteRewriter::new(&mut anonymizer),
+                SqliteRewriter::new(transform),
                 CHUNK,
                 &mut send,
                 read_err,
@@ -153,7 +196,7 @@ pub async fn run_anonymize_copy(
             ),
             DumpFormat::Mysql => pump(
                 &mut zstd,
-                MysqlRewriter::new(&mut anonymizer),
+                MysqlRewriter::new(transform),
                 CHUNK,
                 &mut send,
                 read_err,

@@ -100,6 +100,7 @@ async fn drills_prove_each_region_in_turn_with_counts_and_checksums() {
             "integrity",
             "restore",
             "rows",
+            "erasures",
             "assertions",
             "rto",
             "cleanup",
