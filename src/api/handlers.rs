@@ -76,6 +76,11 @@ pub(super) fn routes() -> Router<Arc<Api>> {
             "/api/v1/anonymized-copies/{copy}",
             get(download_anonymized_copy),
         )
+        .route("/api/v1/erasures", get(list_erasures).post(record_erasure))
+        .route(
+            "/api/v1/sources/{source}/erasure-status",
+            get(erasure_status),
+        )
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -618,6 +623,100 @@ async fn download_anonymized_copy(
 struct AuditQuery {
     after: Option<i64>,
     limit: Option<usize>,
+}
+
+// ---- erasures ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseBody {
+    source: String,
+    subject: String,
+    reason: Option<String>,
+}
+
+fn ledger_error(e: crate::erasure::ledger::LedgerError) -> ApiError {
+    use crate::erasure::ledger::LedgerError as L;
+    match e {
+        L::NoRules(_) | L::Subject(_) | L::Other(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        L::Setup(_) | L::Context(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        L::State(_) => ApiError::internal(e),
+    }
+}
+
+fn subject_arg(text: &str) -> Result<crate::erasure::ledger::SubjectArg, ApiError> {
+    text.parse().map_err(|e: String| ApiError::bad_request(e))
+}
+
+async fn record_erasure(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Body(body): Body<EraseBody>,
+) -> ApiResult {
+    known_source(&api, &body.source)?;
+    let subject = subject_arg(&body.subject)?;
+    let recorded = crate::erasure::ledger::record(
+        &api.env.ctx,
+        &api.env.state,
+        &body.source,
+        &subject,
+        body.reason.as_deref(),
+        &format!("user:{}", p.user.name),
+    )
+    .await
+    .map_err(ledger_error)?;
+    ok(
+        StatusCode::CREATED,
+        serde_json::to_value(&recorded).map_err(ApiError::internal)?,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErasureQuery {
+    source: Option<String>,
+}
+
+async fn list_erasures(State(api): State<Arc<Api>>, Query(q): Query<ErasureQuery>) -> ApiResult {
+    let sources = match q.source {
+        Some(s) => {
+            known_source(&api, &s)?;
+            vec![s]
+        }
+        None => api.env.ctx.source_names(),
+    };
+    let mut out = Vec::new();
+    for source in sources {
+        let ledger = crate::erasure::ledger::load(&api.env.ctx, &api.env.state, &source, false)
+            .await
+            .map_err(ledger_error)?;
+        out.push(json!({ "source": source, "ledger": ledger }));
+    }
+    ok(StatusCode::OK, json!({ "sources": out }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    subject: String,
+}
+
+async fn erasure_status(
+    State(api): State<Arc<Api>>,
+    Path(source): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> ApiResult {
+    known_source(&api, &source)?;
+    let subject = subject_arg(&q.subject)?;
+    let status = crate::erasure::status::status(&api.env.ctx, &api.env.state, &source, &subject)
+        .await
+        .map_err(ledger_error)?;
+    ok(
+        StatusCode::OK,
+        serde_json::to_value(&status).map_err(ApiError::internal)?,
+    )
 }
 
 async fn list_audit(State(api): State<Arc<Api>>, Query(q): Query<AuditQuery>) -> ApiResult {

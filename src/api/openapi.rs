@@ -141,6 +141,14 @@ fn body_schema(operation: &str, config: &crate::config::ApiConfig) -> Value {
             vec!["name"],
         ),
         "restore_backup" => (json!({ "to": string(4096) }), vec!["to"]),
+        "record_erasure" => (
+            json!({
+                "source": string(200),
+                "subject": string(1000),
+                "reason": string(1000),
+            }),
+            vec!["source", "subject"],
+        ),
         "update_user" => (
             json!({
                 "disabled": { "type": "boolean", "nullable": true },
@@ -165,7 +173,10 @@ fn query_parameters(operation: &str) -> Vec<Value> {
     let limit = json!({ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 10000 } });
     let after = json!({ "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64" } });
     match operation {
-        "list_backups" => vec![source],
+        "list_backups" | "list_erasures" => vec![source],
+        "erasure_status" => vec![
+            json!({ "name": "subject", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1 } }),
+        ],
         "list_jobs" | "list_drills" => vec![source, limit],
         "list_audit" => vec![after, limit],
         _ => vec![],

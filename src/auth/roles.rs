@@ -115,11 +115,12 @@ pub enum Permission {
     ManageTokens,
     ManageAllTokens,
     RecordErasure,
+    ReadErasures,
 }
 
 impl Permission {
     /// Every permission, in the order of [`MATRIX`]'s rows.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ReadSources,
         Permission::ReadBackups,
         Permission::TriggerBackup,
@@ -137,6 +138,7 @@ impl Permission {
         Permission::ManageTokens,
         Permission::ManageAllTokens,
         Permission::RecordErasure,
+        Permission::ReadErasures,
     ];
 
     /// The snake_case name, as serialized.
@@ -159,6 +161,7 @@ impl Permission {
             Permission::ManageTokens => "manage_tokens",
             Permission::ManageAllTokens => "manage_all_tokens",
             Permission::RecordErasure => "record_erasure",
+            Permission::ReadErasures => "read_erasures",
         }
     }
 
@@ -182,6 +185,9 @@ impl Permission {
             Permission::ManageTokens => "create, list and revoke one's own API tokens",
             Permission::ManageAllTokens => "list and revoke anyone's API tokens",
             Permission::RecordErasure => "record an erasure (right to be forgotten) request",
+            Permission::ReadErasures => {
+                "read the erasure ledger and which backups still hold a subject"
+            }
         }
     }
 }
@@ -198,7 +204,7 @@ const N: bool = false;
 /// Who may do what: one row per permission (in [`Permission::ALL`] order), one
 /// column per role (in [`Role::ALL`] order). The only source of [`Role::can`].
 #[rustfmt::skip]
-pub const MATRIX: [(Permission, [bool; 4]); 17] = [
+pub const MATRIX: [(Permission, [bool; 4]); 18] = [
     //                                      admin operator support auditor
     (Permission::ReadSources,            [Y,    Y,       Y,      Y]),
     (Permission::ReadBackups,            [Y,    Y,       N,      Y]),
@@ -217,6 +223,7 @@ pub const MATRIX: [(Permission, [bool; 4]); 17] = [
     (Permission::ManageTokens,           [Y,    Y,       Y,      Y]),
     (Permission::ManageAllTokens,        [Y,    N,       N,      N]),
     (Permission::RecordErasure,          [Y,    Y,       N,      N]),
+    (Permission::ReadErasures,           [Y,    Y,       N,      Y]),
 ];
 
 /// [`MATRIX`] as a Markdown table, for the README.
@@ -265,7 +272,8 @@ verify_audit             admin operator -       auditor
 manage_users             admin -        -       -
 manage_tokens            admin operator support auditor
 manage_all_tokens        admin -        -       -
-record_erasure           admin operator -       -";
+record_erasure           admin operator -       -
+read_erasures            admin operator -       auditor";
 
     fn render() -> Vec<String> {
         Permission::ALL

@@ -176,8 +176,8 @@ pub fn assert_same(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) {
     assert!(diffs.is_empty(), "databases differ:\n{}", diffs.join("\n"));
 }
 
-/// Creates a bucket on an S3 endpoint of the tests.
-pub async fn create_bucket(endpoint: &str, bucket: &str) {
+/// An S3 client of the tests' servers (path style, the test credentials).
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let (key, secret) = support::s3_credentials();
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -189,11 +189,38 @@ pub async fn create_bucket(endpoint: &str, bucket: &str) {
         ))
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Creates a bucket on an S3 endpoint of the tests.
+pub async fn create_bucket(endpoint: &str, bucket: &str) {
+    s3_client(endpoint)
         .create_bucket()
         .bucket(bucket)
         .send()
         .await
         .expect("create bucket");
+}
+
+/// Reads a whole object behind coffre's back.
+pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "get s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        })
+        .body
+        .collect()
+        .await
+        .expect("read object")
+        .into_bytes()
+        .to_vec()
 }
 
 /// How a target of a workspace is configured.

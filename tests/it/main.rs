@@ -6,6 +6,7 @@ mod anonymize;
 mod api;
 mod docs;
 mod drill;
+mod erasure;
 mod errors;
 mod fixture;
 mod harness;

@@ -249,7 +249,9 @@ fn sqlite_fixture_schema_lists_unique_columns() {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let report = policy::check(&policy, &schema);
     assert!(report.is_ok(), "{}\n{text}", report.errors.join("\n"));
-    let sqlite_billing = billing_text().replace("\"public.", "\"main.");
+    let sqlite_billing = billing_text()
+        .replace("\"public.", "\"main.")
+        .replace("-> public.", "-> main.");
     let policy = Policy::from_str_at(&sqlite_billing, Path::new("billing-sqlite.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_clean(&policy::check(&policy, &schema));

@@ -14,12 +14,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 
 use crate::harness::{
-    BIN, PgDb, Target, Workspace, assert_same, create_bucket, load_billing, pg_fingerprint,
-    pg_source, stderr,
+    BIN, PgDb, Target, Workspace, assert_same, create_bucket, get_object, load_billing,
+    pg_fingerprint, pg_source, s3_client, stderr,
 };
 use crate::support::{required_env, s3_credentials, s3_endpoints, unique};
 
@@ -230,18 +229,6 @@ impl Drop for Weed {
 
 // ---------------------------------------------------------------- S3 behind coffre's back
 
-fn s3_client(endpoint: &str) -> Client {
-    let (key, secret) = s3_credentials();
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(conf)
-}
-
 /// Creates a bucket, writes, reads and deletes an object: true when all worked.
 async fn probe_write(client: &Client, bucket: &str) -> bool {
     let created = client.create_bucket().bucket(bucket).send().await;
@@ -278,27 +265,6 @@ async fn probe_write(client: &Client, bucket: &str) -> bool {
         .send()
         .await;
     ok
-}
-
-async fn get_object(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "get s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        })
-        .body
-        .collect()
-        .await
-        .expect("read object")
-        .into_bytes()
-        .to_vec()
 }
 
 async fn put_object(client: &Client, bucket: &str, key: &str, data: Vec<u8>) {
