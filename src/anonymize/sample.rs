@@ -56,32 +56,72 @@ fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Reads samples from PostgreSQL through `psql` (blocking), one query per table.
+/// Columns per JSON object of the PostgreSQL sample query (`json_build_object` takes at
+/// most 100 arguments, two per column).
+const PG_COLUMNS_PER_OBJECT: usize = 40;
+
+/// Reads samples from PostgreSQL through one `psql` call (blocking): one row per table
+/// (per 40 columns), `INDEX|{"column": [values…]}`.
 pub fn postgres_samples(
     db: &PgDatabase,
     columns: &[(String, String, Vec<String>)],
 ) -> Result<Vec<ColumnSample>, SourceError> {
-    let mut out = Vec::new();
-    for (schema, table, cols) in columns {
+    let mut parts = Vec::new();
+    for (i, (schema, table, cols)) in columns.iter().enumerate() {
         let relation = format!("{}.{}", quote_ident(schema), quote_ident(table));
-        let fields: Vec<String> = cols
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}, (SELECT coalesce(json_agg(v), '[]') FROM (SELECT {col}::text AS v FROM {relation} \
-                     WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s)",
-                    quote_literal(c),
-                    col = quote_ident(c)
-                )
-            })
-            .collect();
-        let sql = format!("SELECT json_build_object({})", fields.join(", "));
-        let lines = db.query(&sql)?;
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&lines.join("\n")).map_err(|e| SourceError::Database {
-                database: db.redacted_url(),
-                message: format!("unexpected answer to the sample query of {schema}.{table}: {e}"),
-            })?;
+        for chunk in cols.chunks(PG_COLUMNS_PER_OBJECT) {
+            let fields: Vec<String> = chunk
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}, (SELECT coalesce(json_agg(v), '[]') FROM (SELECT {col}::text AS v \
+                         FROM {relation} WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s)",
+                        quote_literal(c),
+                        col = quote_ident(c)
+                    )
+                })
+                .collect();
+            parts.push(format!(
+                "SELECT {i}, json_build_object({})",
+                fields.join(", ")
+            ));
+        }
+    }
+    let mut maps: Vec<serde_json::Map<String, serde_json::Value>> =
+        vec![serde_json::Map::new(); columns.len()];
+    if !parts.is_empty() {
+        let unexpected = |e: String| SourceError::Database {
+            database: db.redacted_url(),
+            message: format!("unexpected answer to the sample query: {e}"),
+        };
+        // A row starts with `INDEX|{`; a line that does not continues the row before it.
+        let mut rows: Vec<String> = Vec::new();
+        for line in db.query(&parts.join(" UNION ALL "))? {
+            let starts = line
+                .split_once("|{")
+                .is_some_and(|(i, _)| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+            match rows.last_mut() {
+                Some(row) if !starts => {
+                    row.push('\n');
+                    row.push_str(&line);
+                }
+                _ => rows.push(line),
+            }
+        }
+        for line in rows {
+            let (i, json) = line
+                .split_once('|')
+                .ok_or_else(|| unexpected(format!("no table index in {line:.60}")))?;
+            let i: usize = i.parse().map_err(|_| unexpected(format!("index {i:?}")))?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(json).map_err(|e| unexpected(e.to_string()))?;
+            maps.get_mut(i)
+                .ok_or_else(|| unexpected(format!("index {i} out of range")))?
+                .extend(map);
+        }
+    }
+    let mut out = Vec::new();
+    for ((schema, table, cols), map) in columns.iter().zip(&maps) {
         for c in cols {
             let values = map
                 .get(c)

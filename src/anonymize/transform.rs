@@ -111,6 +111,8 @@ pub struct Anonymizer {
     unique: HashSet<String>,
     plan: Vec<ColumnPlan>,
     mask: Vec<bool>,
+    /// Columns of the current table whose memo is on: a pure rule, not unique.
+    pure: Vec<bool>,
     values: u64,
     rows: u64,
     /// The schema of tables a dump names without one (SQLite, MySQL).
@@ -128,6 +130,7 @@ impl Anonymizer {
             unique,
             plan: Vec::new(),
             mask: Vec::new(),
+            pure: Vec::new(),
             values: 0,
             rows: 0,
             default_schema: SQLITE_SCHEMA.to_owned(),
@@ -170,6 +173,7 @@ impl RowTransform for Anonymizer {
     fn begin_table(&mut self, table: &TableInfo) -> Result<bool, TransformError> {
         self.plan.clear();
         self.mask.clear();
+        self.pure.clear();
         let schema = if table.schema.is_empty() {
             self.default_schema.as_str()
         } else {
@@ -198,8 +202,10 @@ impl RowTransform for Anonymizer {
             let unique = self
                 .unique
                 .contains(&format!("{schema}.{}.{col}", table.name));
+            let memo = Memo::for_rule(rule.as_ref(), unique);
+            self.pure.push(!memo.off);
             self.plan.push(ColumnPlan {
-                memo: Memo::for_rule(rule.as_ref(), unique),
+                memo,
                 unique,
                 name: col.clone(),
                 rule,
@@ -262,6 +268,12 @@ impl RowTransform for Anonymizer {
 
     fn column_mask(&self) -> Option<&[bool]> {
         Some(&self.mask)
+    }
+
+    /// The columns whose results this anonymizer memoizes itself (pure rules on columns
+    /// that are not unique); the epoch is the faker's count of resolved collisions.
+    fn pure_columns(&self) -> Option<(&[bool], u64)> {
+        Some((&self.pure, self.faker.resolutions()))
     }
 
     fn large_object(&mut self) -> Result<(), TransformError> {

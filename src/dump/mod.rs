@@ -79,6 +79,16 @@ pub trait RowTransform: Send {
     fn drop_row(&mut self) -> bool {
         false
     }
+    /// Which columns of the current table (after a `begin_table` that returned `true`)
+    /// `transform_row` rewrites as a pure function of the value, so that a parser may
+    /// remember a column's output text by its input text and skip the transform on a
+    /// repeat; and an epoch that changes whenever results remembered before stop being
+    /// valid. `None` (the default): no such column. A column a parser answers from memory
+    /// reaches `transform_row` as `None`, or the call is skipped when every rewritten
+    /// column of the row was answered.
+    fn pure_columns(&self) -> Option<(&[bool], u64)> {
+        None
+    }
     /// A line of SQL outside table data (PostgreSQL plain dumps), or its replacement.
     fn rewrite_sql_line(&mut self, _line: &[u8]) -> Option<Vec<u8>> {
         None

@@ -5,6 +5,8 @@
 //! block. Data lines are counted and checksummed, and offered to the transform.
 //! Memory is bounded by the longest line (one row), whatever the dump size.
 
+use std::collections::HashMap;
+
 use memchr::memchr;
 
 use super::stats::{DumpStats, RowAccumulator};
@@ -25,7 +27,102 @@ enum State {
         rewrite: bool,
         /// Columns the transform rewrites (`None`: all of them).
         mask: Option<Vec<bool>>,
+        /// Output text by input text of the transform's pure columns.
+        memo: Box<RawMemos>,
     },
+}
+
+/// Bytes of keys and results one column's memo may hold.
+const MEMO_MAX_BYTES: usize = 8 << 20;
+/// Fields longer than this are not memoized (free text, JSON documents).
+const MEMO_MAX_FIELD: usize = 256;
+/// Lookups after which a memo that hits less than one time in four turns itself off.
+const MEMO_TRIAL: u64 = 8192;
+
+/// The output field of one pure column by its input field, both in COPY text form: a
+/// repeated value (an invoice's e-mail, a catalogue line, a browser string) is copied
+/// from here instead of being decoded, rewritten and encoded again.
+#[derive(Default)]
+struct RawMemo {
+    map: HashMap<Box<[u8]>, Box<[u8]>, foldhash::fast::RandomState>,
+    bytes: usize,
+    lookups: u64,
+    hits: u64,
+    off: bool,
+}
+
+impl RawMemo {
+    fn get(&mut self, field: &[u8]) -> Option<&[u8]> {
+        if self.off || field.len() > MEMO_MAX_FIELD {
+            return None;
+        }
+        self.lookups += 1;
+        if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
+            self.off = true;
+            self.map = HashMap::default();
+            self.bytes = 0;
+            return None;
+        }
+        let found = self.map.get(field);
+        if found.is_some() {
+            self.hits += 1;
+        }
+        found.map(|v| &**v)
+    }
+
+    fn put(&mut self, field: &[u8], output: &[u8]) {
+        if self.off || field.len() > MEMO_MAX_FIELD {
+            return;
+        }
+        let size = field.len() + output.len() + 64;
+        if self.bytes + size > MEMO_MAX_BYTES {
+            return;
+        }
+        self.bytes += size;
+        self.map.insert(field.into(), output.into());
+    }
+}
+
+/// The memos of one table's columns (`pure[i]`: column `i` may use `memos[i]`).
+#[derive(Default)]
+struct RawMemos {
+    pure: Vec<bool>,
+    memos: Vec<RawMemo>,
+    /// The transform's epoch the entries were computed in.
+    epoch: u64,
+    /// Where each column's answer was copied in `answers`, on a hit.
+    hit: Vec<Option<(usize, usize)>>,
+    answers: Vec<u8>,
+}
+
+impl RawMemos {
+    fn new(transform: &dyn RowTransform, columns: usize) -> RawMemos {
+        match transform.pure_columns() {
+            Some((pure, epoch)) if pure.iter().any(|p| *p) => RawMemos {
+                pure: pure.to_vec(),
+                memos: (0..columns).map(|_| RawMemo::default()).collect(),
+                epoch,
+                hit: Vec::with_capacity(columns),
+                answers: Vec::new(),
+            },
+            _ => RawMemos::default(),
+        }
+    }
+
+    fn is_pure(&self, column: usize) -> bool {
+        self.pure.get(column) == Some(&true)
+    }
+
+    /// Forgets everything when the transform's epoch moved.
+    fn sync(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            for m in &mut self.memos {
+                m.map.clear();
+                m.bytes = 0;
+            }
+            self.epoch = epoch;
+        }
+    }
 }
 
 /// Feed it the dump in chunks of any size; take the output as it grows.
@@ -141,11 +238,17 @@ impl<'t> PgPlainParser<'t> {
                         }
                     })?;
                     let mask = self.transform.column_mask().map(<[bool]>::to_vec);
+                    let memo = Box::new(if rewrite {
+                        RawMemos::new(self.transform, table.columns.len())
+                    } else {
+                        RawMemos::default()
+                    });
                     self.state = State::Copy {
                         table,
                         acc: RowAccumulator::default(),
                         rewrite,
                         mask,
+                        memo,
                     };
                 } else if !(self.lexer.at_statement_start() && line.starts_with(b"\\")) {
                     if self.lexer.at_statement_start()
@@ -173,14 +276,16 @@ impl<'t> PgPlainParser<'t> {
                 acc,
                 rewrite,
                 mask,
+                memo,
             } => {
                 if line == b"\\." {
                     self.stats.tables.push(acc.finish(table));
                     self.state = State::Sql;
                     self.emit(line, newline);
                 } else if *rewrite {
-                    // Only the columns the transform rewrites are decoded; the others
-                    // go back out as the raw bytes they came in.
+                    // Only the columns the transform rewrites are decoded; the others go
+                    // back out as the raw bytes they came in, and a pure column's repeat
+                    // as the bytes remembered for it.
                     self.spans.clear();
                     if !table.columns.is_empty() {
                         let mut start = 0;
@@ -200,32 +305,65 @@ impl<'t> PgPlainParser<'t> {
                         });
                     }
                     let wanted = |i: usize| mask.as_ref().is_none_or(|m| m.get(i) == Some(&true));
-                    self.fields.clear();
-                    self.fields
-                        .extend(self.spans.iter().enumerate().map(|(i, &(a, b))| {
-                            if wanted(i) {
-                                copy_text::decode_field(&line[a..b])
-                            } else {
-                                None
-                            }
-                        }));
-                    self.transform
-                        .transform_row(table, &mut self.fields)
-                        .map_err(|source| DumpError::Transform {
-                            table: table.qualified(),
-                            row,
-                            source,
-                        })?;
-                    if self.transform.drop_row() {
-                        return Ok(());
+                    let memoizing = !memo.pure.is_empty();
+                    if memoizing {
+                        memo.sync(self.transform.pure_columns().map_or(0, |(_, e)| e));
+                        memo.hit.clear();
+                        memo.answers.clear();
                     }
+                    let mut misses = 0;
+                    self.fields.clear();
+                    for (i, &(a, b)) in self.spans.iter().enumerate() {
+                        let raw = &line[a..b];
+                        if memoizing
+                            && memo.is_pure(i)
+                            && let Some(v) = memo.memos[i].get(raw)
+                        {
+                            let at = memo.answers.len();
+                            memo.answers.extend_from_slice(v);
+                            memo.hit.push(Some((at, memo.answers.len())));
+                            self.fields.push(None);
+                            continue;
+                        }
+                        if memoizing {
+                            memo.hit.push(None);
+                        }
+                        if wanted(i) {
+                            misses += 1;
+                            self.fields.push(copy_text::decode_field(raw));
+                        } else {
+                            self.fields.push(None);
+                        }
+                    }
+                    if misses > 0 || !memoizing {
+                        self.transform
+                            .transform_row(table, &mut self.fields)
+                            .map_err(|source| DumpError::Transform {
+                                table: table.qualified(),
+                                row,
+                                source,
+                            })?;
+                        if self.transform.drop_row() {
+                            return Ok(());
+                        }
+                    }
+                    // A collision resolved by this row: what was remembered before, and
+                    // what this row gave, may differ from a fresh result.
+                    let keep_answers = memoizing
+                        && self.transform.pure_columns().map_or(0, |(_, e)| e) == memo.epoch;
                     let start = self.out.len();
                     for (i, &(a, b)) in self.spans.iter().enumerate() {
                         if i > 0 {
                             self.out.push(b'\t');
                         }
-                        if wanted(i) {
+                        if let Some(Some((x, y))) = memo.hit.get(i) {
+                            self.out.extend_from_slice(&memo.answers[*x..*y]);
+                        } else if wanted(i) {
+                            let at = self.out.len();
                             copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);
+                            if keep_answers && memo.is_pure(i) {
+                                memo.memos[i].put(&line[a..b], &self.out[at..]);
+                            }
                         } else {
                             self.out.extend_from_slice(&line[a..b]);
                         }
@@ -496,6 +634,83 @@ mod tests {
         \n\
         \\.\n\
         SELECT 1;\n";
+
+    /// Rewrites column `b` (reversed, escapes included) and counts its calls; with `pure`,
+    /// says the column is pure, and moves its epoch on the value "bump".
+    struct Reverse {
+        pure: bool,
+        calls: u64,
+        epoch: u64,
+        flags: Vec<bool>,
+    }
+
+    impl RowTransform for Reverse {
+        fn begin_table(&mut self, _t: &TableInfo) -> Result<bool, super::super::TransformError> {
+            self.flags = vec![false, self.pure, false];
+            Ok(true)
+        }
+        fn transform_row(
+            &mut self,
+            _t: &TableInfo,
+            fields: &mut [Option<Vec<u8>>],
+        ) -> Result<(), super::super::TransformError> {
+            if let Some(v) = fields[1].as_mut() {
+                self.calls += 1;
+                if v == b"bump" {
+                    self.epoch += 1;
+                }
+                v.reverse();
+                v.extend_from_slice(format!("#{}", self.epoch).as_bytes());
+            }
+            Ok(())
+        }
+        fn column_mask(&self) -> Option<&[bool]> {
+            Some(&[false, true, false])
+        }
+        fn pure_columns(&self) -> Option<(&[bool], u64)> {
+            self.pure.then_some((&self.flags[..], self.epoch))
+        }
+    }
+
+    #[test]
+    fn remembered_fields_give_the_output_of_the_transform_itself() {
+        let mut dump = String::from("COPY public.t (a, b, c) FROM stdin;\n");
+        for i in 0..20_000 {
+            let b = ["x\\ty", "same", "\\N", "é\\n"][i % 4];
+            // Once, the transform's epoch moves: what was remembered must be forgotten.
+            let b = if i == 10_001 { "bump" } else { b };
+            dump.push_str(&format!("{i}\t{b}\tc{}\n", i % 3));
+        }
+        dump.push_str("\\.\n");
+        let run = |pure: bool| {
+            let mut t = Reverse {
+                pure,
+                calls: 0,
+                epoch: 0,
+                flags: Vec::new(),
+            };
+            let mut p = PgPlainParser::new(&mut t, Output::Emit);
+            for piece in dump.as_bytes().chunks(4096) {
+                p.feed(piece).expect("feed");
+            }
+            let (out, stats) = p.finish().expect("finish");
+            (out, stats, t.calls)
+        };
+        let (plain, plain_stats, plain_calls) = run(false);
+        let (memo, memo_stats, memo_calls) = run(true);
+        assert_eq!(memo, plain, "the same text, epochs included");
+        assert_eq!(memo_stats, plain_stats);
+        assert_eq!(plain_calls, 15_000, "every non-NULL value once");
+        assert!(
+            memo_calls < 100,
+            "repeats answered from memory: {memo_calls}"
+        );
+        let text = String::from_utf8_lossy(&memo);
+        assert!(
+            text.contains("\temas#0\t") && text.contains("\temas#1\t"),
+            "both epochs"
+        );
+    }
 
     #[test]
     fn finds_only_real_copy_blocks() {

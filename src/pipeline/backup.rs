@@ -125,6 +125,11 @@ pub async fn run_backup(
     } else {
         BackupKind::Full
     };
+    // The dump tool's version, asked while the policy is checked.
+    let dump_tool = {
+        let s = source.clone();
+        tokio::task::spawn_blocking(move || s.dump_tool())
+    };
     // Policy, key and the fail-closed check against the live schema, before any row.
     let prepared = if anonymize {
         let prepared = tokio::task::block_in_place(|| setup::prepare(ctx, source_name))?;
@@ -152,14 +157,11 @@ pub async fn run_backup(
         ),
     };
     let span = tracing::info_span!("backup", source = %source_name, id = %id);
-    let dump_tool = {
-        let s = source.clone();
-        tokio::task::spawn_blocking(move || s.dump_tool())
-            .await
-            .map_err(|e| SourceError::Other(e.to_string()))
-            .and_then(|r| r)
-            .unwrap_or_else(|e| format!("unknown ({e})"))
-    };
+    let dump_tool = dump_tool
+        .await
+        .map_err(|e| SourceError::Other(e.to_string()))
+        .and_then(|r| r)
+        .unwrap_or_else(|e| format!("unknown ({e})"));
     let job = StoreJob {
         source: source_name.to_owned(),
         id: id.clone(),

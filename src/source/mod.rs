@@ -155,6 +155,10 @@ impl StderrTail {
     }
 }
 
+/// The pipe buffer asked for between a dump tool and coffre.
+#[cfg(target_os = "linux")]
+const DUMP_PIPE_BYTES: usize = 1 << 20;
+
 /// Runs a dump tool whose stdout is SQL text: streams it through `rewriter` into `out` in
 /// pipeline-sized chunks, kills the tool if the stream fails, and reports the tool's own
 /// failure (`tool_error(status, stderr tail)`) first. `database` names the source in
@@ -170,17 +174,25 @@ pub(crate) fn run_dump_tool<R: crate::dump::Rewriter>(
     let err_thread = child.stderr.take().map(|e| tail.spawn(e));
     let result = match child.stdout.take() {
         None => Err(SourceError::Other("the dump tool has no stdout".into())),
-        Some(mut stdout) => crate::dump::pump(
-            &mut stdout,
-            rewriter,
-            crate::pipeline::CHUNK,
-            &mut |chunk| out.send(chunk),
-            |e| SourceError::Other(format!("reading the dump tool's output: {e}")),
-            |source| SourceError::Dump {
-                database: database.to_owned(),
-                source,
-            },
-        ),
+        Some(mut stdout) => {
+            // A 1 MiB pipe (Linux's default limit) instead of 64 KiB: the tool and the
+            // database run ahead while this thread anonymizes, instead of waiting in turn.
+            #[cfg(target_os = "linux")]
+            if let Err(e) = rustix::pipe::fcntl_setpipe_size(&stdout, DUMP_PIPE_BYTES) {
+                tracing::debug!(error = %e, "the dump pipe keeps its default size");
+            }
+            crate::dump::pump(
+                &mut stdout,
+                rewriter,
+                crate::pipeline::CHUNK,
+                &mut |chunk| out.send(chunk),
+                |e| SourceError::Other(format!("reading the dump tool's output: {e}")),
+                |source| SourceError::Dump {
+                    database: database.to_owned(),
+                    source,
+                },
+            )
+        }
     };
     if result.is_err() {
         let _ = child.kill();

@@ -321,7 +321,8 @@ pub fn sqlite_anon_workspace(db: &Path, key: &str) -> Workspace {
     std::fs::write(ws.path("anon.key"), key).expect("key");
     let policy = std::fs::read_to_string(POLICY)
         .expect("policy")
-        .replace("\"public.", "\"main.");
+        .replace("\"public.", "\"main.")
+        .replace("-> public.", "-> main.");
     std::fs::write(ws.path("billing-sqlite.toml"), policy).expect("policy");
     let mut cfg = std::fs::read_to_string(&ws.config).expect("read");
     cfg = cfg.replacen(

@@ -498,7 +498,8 @@ fn an_anonymized_mysql_backup_keeps_no_original_personal_value_and_keeps_joins()
         "/policies/billing.toml"
     ))
     .expect("policy")
-    .replace("\"public.", &format!("\"{}.", src.name));
+    .replace("\"public.", &format!("\"{}.", src.name))
+    .replace("-> public.", &format!("-> {}.", src.name));
     let ws = shop_workspace(&src, "policy = \"billing-mysql.toml\"\n");
     std::fs::write(ws.path("billing-mysql.toml"), policy).expect("policy");
     std::fs::write(ws.path("anon.key"), "a key of the test, long enough").expect("key");
