@@ -41,6 +41,98 @@ pub struct Plan {
     pub erasures: Vec<Applies>,
 }
 
+impl Plan {
+    /// The distinct keys of the erased subjects, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .erasures
+            .iter()
+            .map(|e| e.subject.rsplit_once('=').map_or("", |(_, k)| k).to_owned())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The queries that are true when no row of a `delete` rule is left for these keys,
+    /// for the tables `present` says the database has.
+    fn verify_sql(&self, keys: &[String], present: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let key_list = keys
+            .iter()
+            .map(|k| pg_literal(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let quote = |s: &str| quote_ident(s);
+        let subject = |column: &str| format!("CAST({column} AS text) IN ({key_list})");
+        self.rules
+            .in_order()
+            .into_iter()
+            .filter(|r| r.action == Action::Delete && present(&r.table))
+            .map(|r| {
+                format!(
+                    "SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {})",
+                    quote_table(&r.table, &quote),
+                    self.rules.predicate(&r.table, &subject, &quote)
+                )
+            })
+            .collect()
+    }
+}
+
+/// Applies `plan` to an SQLite dump on its way from `input` into `write`: the rows of
+/// `delete` rules are left out, those of `pseudonymize` rules rewritten, the others go
+/// through as they are. The text written is what the expectation is computed on.
+pub fn apply_sqlite_stream(
+    plan: &Plan,
+    input: &mut dyn std::io::Read,
+    write: &mut dyn FnMut(Vec<u8>) -> Result<(), SourceError>,
+) -> Result<Applied, SourceError> {
+    use crate::anonymize::transform::SQLITE_SCHEMA;
+    let keys = plan.keys();
+    let mut anonymizer = Anonymizer::new(plan.policy.clone(), &plan.key, plan.unique.clone())
+        .with_default_schema(SQLITE_SCHEMA.to_owned());
+    let mut filter = super::filter::EraseFilter::new(
+        &mut anonymizer,
+        super::filter::Inner::ErasedRows,
+        &plan.rules,
+        &keys,
+        SQLITE_SCHEMA,
+    );
+    let expected = crate::dump::pump(
+        input,
+        crate::dump::sqlite_rows::SqliteRewriter::new(&mut filter),
+        crate::pipeline::CHUNK,
+        write,
+        |e| SourceError::Other(format!("reading the backup: {e}")),
+        SourceError::from,
+    )?;
+    let tables = plan
+        .rules
+        .in_order()
+        .into_iter()
+        .map(|r| TableOutcome {
+            table: r.table.clone(),
+            action: r.action,
+            rows: match r.action {
+                Action::Delete => filter.dropped.get(&r.table).copied().unwrap_or(0),
+                Action::Pseudonymize => filter.rewritten.get(&r.table).copied().unwrap_or(0),
+            },
+        })
+        .collect();
+    Ok(Applied {
+        erasures: plan.erasures.clone(),
+        subjects: keys.len(),
+        tables,
+        foreign_keys_not_valid: Vec::new(),
+        skipped: Vec::new(),
+        verify_sql: plan.verify_sql(&keys, &|t| {
+            let name = t.split_once('.').map_or(t, |(_, n)| n);
+            expected.tables.iter().any(|s| s.name == name)
+        }),
+        expected,
+    })
+}
+
 /// One ledger entry, as a report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applies {
@@ -115,13 +207,7 @@ pub fn apply_postgres(
     plan: &Plan,
     manifest: &DumpStats,
 ) -> Result<Applied, SourceError> {
-    let mut keys: Vec<&str> = plan
-        .erasures
-        .iter()
-        .map(|e| e.subject.rsplit_once('=').map_or("", |(_, k)| k))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = plan.keys();
     let mut applied = Applied {
         erasures: plan.erasures.clone(),
         subjects: keys.len(),
@@ -129,7 +215,9 @@ pub fn apply_postgres(
         foreign_keys_not_valid: Vec::new(),
         skipped: Vec::new(),
         expected: manifest.clone(),
-        verify_sql: Vec::new(),
+        verify_sql: plan.verify_sql(&keys, &|t| {
+            manifest.tables.iter().any(|s| s.qualified() == t)
+        }),
     };
     if keys.is_empty() {
         return Ok(applied);
@@ -247,9 +335,6 @@ pub fn apply_postgres(
         let mut delta = Delta::default();
         match rule.action {
             Action::Delete => {
-                applied.verify_sql.push(format!(
-                    "SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {predicate})"
-                ));
                 for line in sql.copy_lines(&format!(
                     "DELETE FROM {table} WHERE {predicate} RETURNING {columns}"
                 ))? {

@@ -23,9 +23,20 @@ struct Current {
     collect: Vec<(usize, String)>,
 }
 
+/// What the inner transform sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inner {
+    /// Every row that is kept (an anonymized copy: the anonymizer rewrites them all).
+    AllRows,
+    /// Only the rows of an erased subject that a `pseudonymize` rule matches (a restore:
+    /// the anonymizer rewrites those, every other row stays as it was).
+    ErasedRows,
+}
+
 /// A [`RowTransform`] that leaves erased rows out, around another transform.
 pub struct EraseFilter<'a> {
     inner: &'a mut dyn RowTransform,
+    feeds: Inner,
     rules: &'a ErasureRules,
     keys: HashSet<Vec<u8>>,
     /// The schema of tables a dump names without one.
@@ -38,6 +49,8 @@ pub struct EraseFilter<'a> {
     drop: bool,
     /// Rows left out, by table.
     pub dropped: BTreeMap<String, u64>,
+    /// Rows of erased subjects given to the inner transform (`ErasedRows`), by table.
+    pub rewritten: BTreeMap<String, u64>,
     /// Foreign keys written `NOT VALID`.
     pub relaxed: BTreeSet<String>,
 }
@@ -45,12 +58,14 @@ pub struct EraseFilter<'a> {
 impl<'a> EraseFilter<'a> {
     pub fn new(
         inner: &'a mut dyn RowTransform,
+        feeds: Inner,
         rules: &'a ErasureRules,
         keys: &[String],
         default_schema: &str,
     ) -> EraseFilter<'a> {
         EraseFilter {
             inner,
+            feeds,
             rules,
             keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
             default_schema: default_schema.to_owned(),
@@ -60,6 +75,7 @@ impl<'a> EraseFilter<'a> {
             mask: Vec::new(),
             drop: false,
             dropped: BTreeMap::new(),
+            rewritten: BTreeMap::new(),
             relaxed: BTreeSet::new(),
         }
     }
@@ -109,7 +125,7 @@ impl RowTransform for EraseFilter<'_> {
             None => vec![true; table.columns.len()],
         };
         let Some(rule) = self.rules.tables.get(&name) else {
-            return Ok(inner);
+            return Ok(inner && self.feeds == Inner::AllRows);
         };
         let matched_on = index(rule.matches.column())?;
         let via = match &rule.matches {
@@ -168,9 +184,16 @@ impl RowTransform for EraseFilter<'_> {
                     self.drop = true;
                     return Ok(());
                 }
+                if self.feeds == Inner::ErasedRows {
+                    *self.rewritten.entry(cur.table.clone()).or_default() += 1;
+                    return self.inner.transform_row(table, fields);
+                }
             }
         }
-        self.inner.transform_row(table, fields)
+        match self.feeds {
+            Inner::AllRows => self.inner.transform_row(table, fields),
+            Inner::ErasedRows => Ok(()),
+        }
     }
 
     fn column_mask(&self) -> Option<&[bool]> {

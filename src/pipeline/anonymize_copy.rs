@@ -23,7 +23,7 @@ use crate::dump::mysql_rows::MysqlRewriter;
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::sqlite_rows::SqliteRewriter;
 use crate::dump::{DumpStats, pump};
-use crate::erasure::filter::EraseFilter;
+use crate::erasure::filter::{EraseFilter, Inner};
 use crate::erasure::ledger;
 use crate::erasure::rules::ErasureRules;
 use crate::keys;
@@ -172,7 +172,13 @@ pub async fn run_anonymize_copy(
         let mut filter;
         let transform: &mut dyn crate::dump::RowTransform = match &erasures {
             Some((rules, keys)) => {
-                filter = EraseFilter::new(&mut anonymizer, rules, keys, &default_schema);
+                filter = EraseFilter::new(
+                    &mut anonymizer,
+                    Inner::AllRows,
+                    rules,
+                    keys,
+                    &default_schema,
+                );
                 &mut filter
             }
             None => &mut anonymizer,

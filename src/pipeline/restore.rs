@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use super::{CHUNK, Context, ContextError, Piece, channel, seconds_since};
 use crate::catalog;
 use crate::dump::DumpStats;
-use crate::erasure::apply::{Applied, Plan, apply_postgres};
+use crate::erasure::apply::{Applied, Plan, apply_postgres, apply_sqlite_stream};
 use crate::keys::{self, Identities};
 use crate::manifest::{self, DATA_OBJECT, Manifest};
 use crate::progress::Progress;
@@ -569,6 +569,36 @@ fn decode_into(
         OpenError::Stream(reason) => DecodeFailure::Stream(reason),
     })?;
     let mut session = destination.begin().map_err(DecodeFailure::Destination)?;
+    // SQLite: the ledger is applied to the text on its way in (the session parses every
+    // statement anyway); the text written is then what the restore is checked against.
+    if let Some(plan) = plan
+        && m.source_type == "sqlite"
+    {
+        let result = (|| {
+            let applied = apply_sqlite_stream(plan, &mut zstd, &mut |chunk: Vec<u8>| {
+                progress.add_plain(chunk.len());
+                session.write(&chunk)
+            })
+            .map_err(DecodeFailure::Destination)?;
+            if let Some(seen) = session.end_input().map_err(DecodeFailure::Destination)? {
+                let differences = applied.expected.differences(&seen);
+                if !differences.is_empty() {
+                    return Err(DecodeFailure::Rows(differences));
+                }
+            }
+            Ok(applied)
+        })();
+        return match result {
+            Ok(applied) => session
+                .commit()
+                .map(|()| Some(applied))
+                .map_err(DecodeFailure::Destination),
+            Err(e) => {
+                session.abort();
+                Err(e)
+            }
+        };
+    }
     let mut buf = vec![0u8; CHUNK];
     let result = (|| {
         loop {
@@ -606,8 +636,8 @@ fn decode_into(
         let Some(sql) = session.sql() else {
             return Err(DecodeFailure::Destination(SourceError::Other(format!(
                 "the erasure ledger of source {} holds {} erasures, and re-applying them to a \
-                 {} restore is not supported yet: restore into PostgreSQL, or pass \
-                 --skip-erasures (recorded in the audit log) and apply them by hand",
+                 {} restore is not supported yet: pass --skip-erasures (recorded in the audit \
+                 log) and apply them by hand before the database is used",
                 m.source,
                 plan.erasures.len(),
                 m.source_type

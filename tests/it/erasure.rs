@@ -495,3 +495,81 @@ fn erasure_rules_are_checked_against_the_schema_with_their_line() {
         "nothing was committed"
     );
 }
+
+#[test]
+fn sqlite_restores_and_drills_apply_the_ledger_in_the_stream() {
+    let ws = Workspace::new(&[Target::Fs("local")], "");
+    let policy = std::fs::read_to_string(POLICY)
+        .expect("policy")
+        .replace("\"public.", "\"main.")
+        .replace("-> public.", "-> main.");
+    std::fs::write(ws.path("billing-sqlite.toml"), policy).expect("policy");
+    let mut cfg = std::fs::read_to_string(&ws.config).expect("config");
+    cfg.push_str(
+        "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"local\"]\n\
+         policy = \"billing-sqlite.toml\"\n[drills.lite]\n",
+    );
+    std::fs::write(&ws.config, cfg).expect("config");
+    load_billing_sqlite(ws.path("billing.db"), 60);
+    let src = rusqlite::Connection::open(ws.path("billing.db")).expect("source");
+    let count = |db: &rusqlite::Connection, sql: &str| -> i64 {
+        db.query_row(sql, [], |r| r.get(0)).expect(sql)
+    };
+    let email: String = src
+        .query_row("SELECT email FROM clients WHERE id = 42", [], |r| r.get(0))
+        .expect("client 42");
+    let invoices = count(&src, "SELECT count(*) FROM factures WHERE client_id = 42");
+    assert!(invoices > 0);
+    let id = ws.backup_ok("lite");
+    let (code, e) = ws.json(&["erase", "lite", "--subject", "clients.id=42"]);
+    assert_eq!(code, 0, "{e:#}");
+
+    let restored = ws.path("restored.db");
+    let (code, r) = ws.json(&["restore", &id, "--to", restored.to_str().expect("path")]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["erasures"]["subjects"], 1, "{r:#}");
+    let dst = rusqlite::Connection::open(&restored).expect("restored");
+    for sql in [
+        "SELECT count(*) FROM clients WHERE id = 42",
+        "SELECT count(*) FROM contacts WHERE client_id = 42",
+        "SELECT count(*) FROM mandats_sepa WHERE client_id = 42",
+        "SELECT count(*) FROM journal_activite WHERE client_id = 42",
+    ] {
+        assert_eq!(count(&dst, sql), 0, "{sql}");
+    }
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM factures WHERE client_id = 42"),
+        invoices
+    );
+    let leaked = count(
+        &dst,
+        &format!(
+            "SELECT count(*) FROM factures WHERE email_facturation = '{}'",
+            email.replace('\'', "''")
+        ),
+    );
+    assert_eq!(leaked, 0, "the kept invoices carry a pseudonym");
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM clients"),
+        count(&src, "SELECT count(*) FROM clients") - 1
+    );
+    // Everybody else is as they were.
+    assert_eq!(
+        count(
+            &dst,
+            "SELECT count(*) FROM factures WHERE client_id <> 42 AND email_facturation LIKE '%@exemple.fr'"
+        ),
+        count(
+            &src,
+            "SELECT count(*) FROM factures WHERE client_id <> 42 AND email_facturation LIKE '%@exemple.fr'"
+        )
+    );
+
+    let (code, d) = ws.json(&["drill", "lite"]);
+    assert_eq!(code, 0, "{d:#}");
+    let check = d["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "erasures"))
+        .expect("erasures check");
+    assert_eq!(check["outcome"], "passed", "{d:#}");
+}
