@@ -142,9 +142,26 @@ path = "backups"
 type = "sqlite"
 path = "lite.db"
 targets = ["local"]
+policy = "lite-policy.toml"
 
 [drills.lite]
-assertions = ["SELECT count(*) = 20 FROM t"]
+assertions = ["SELECT count(*) BETWEEN 1 AND 20 FROM t"]
+EOF
+# The policy of lite: its erasure rules let the fuzzer record erasures that the drills
+# and copies it triggers then apply.
+cat >lite-policy.toml <<'EOF'
+locale = "en"
+
+[tables."main.t"]
+id = "keep"
+name = "first_name"
+amount = "keep"
+
+[erasure]
+subject = "main.t.id"
+
+[erasure.tables]
+"main.t" = { match = "id", action = "delete" }
 EOF
 check=$("$BIN" --config coffre.toml config check 2>&1) || { echo "$check"; coffre_die "the generated config does not load"; }
 

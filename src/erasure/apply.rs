@@ -54,14 +54,18 @@ impl Plan {
         keys
     }
 
+    /// The keys as a list of SQL literals, for `IN (…)`.
+    fn key_list(keys: &[String]) -> String {
+        keys.iter()
+            .map(|k| pg_literal(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The queries that are true when no row of a `delete` rule is left for these keys,
     /// for the tables `present` says the database has.
     fn verify_sql(&self, keys: &[String], present: &dyn Fn(&str) -> bool) -> Vec<String> {
-        let key_list = keys
-            .iter()
-            .map(|k| pg_literal(k))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let key_list = Plan::key_list(keys);
         let quote = |s: &str| quote_ident(s);
         let subject = |column: &str| format!("CAST({column} AS text) IN ({key_list})");
         self.rules
@@ -222,11 +226,7 @@ pub fn apply_postgres(
     if keys.is_empty() {
         return Ok(applied);
     }
-    let key_list = keys
-        .iter()
-        .map(|k| pg_literal(k))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let key_list = Plan::key_list(&keys);
     let quote = |s: &str| quote_ident(s);
     let stats_of = |table: &str| manifest.tables.iter().find(|t| t.qualified() == table);
 

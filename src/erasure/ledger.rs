@@ -377,8 +377,8 @@ pub async fn load(
                 .push(format!("state store: an entry is unreadable: {e}")),
         }
     }
-    let identities = match &ctx.config.encryption.identity_file {
-        Some(file) => Some(keys::load_identities(file).map_err(ContextError::from)?),
+    let identities = match ctx.config.encryption.identity_file {
+        Some(_) => Some(ctx.identities()?.0),
         None if need_stores => {
             return Err(ContextError::from(keys::KeyError::NoIdentity).into());
         }

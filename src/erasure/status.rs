@@ -21,7 +21,7 @@ use crate::dump::mysql_rows::MysqlRewriter;
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::sqlite_rows::SqliteRewriter;
 use crate::dump::{RowTransform, TableInfo, TransformError, pump};
-use crate::keys::{self, Identities};
+use crate::keys::Identities;
 use crate::manifest::Manifest;
 use crate::pipeline::restore::{download, open_plaintext};
 use crate::pipeline::{CHUNK, Context, ContextError, channel};
@@ -213,14 +213,7 @@ pub async fn status(
         .filter(|e| e.subject == subject)
         .map(|e| e.id.clone())
         .collect();
-    let identity_file = ctx
-        .config
-        .encryption
-        .identity_file
-        .clone()
-        .ok_or(keys::KeyError::NoIdentity)
-        .map_err(ContextError::from)?;
-    let identities = Arc::new(keys::load_identities(&identity_file).map_err(ContextError::from)?);
+    let identities = Arc::new(ctx.identities()?.0);
     let listing = catalog::list(ctx, Some(source)).await?;
     let mut found: BTreeMap<String, bool> = BTreeMap::new();
     let mut out = Status {

@@ -145,13 +145,7 @@ pub async fn run_anonymize_copy(
         id: entry.id.clone(),
         target: Some(copy.target.clone()),
     })?;
-    let identity_file = ctx
-        .config
-        .encryption
-        .identity_file
-        .clone()
-        .ok_or(keys::KeyError::NoIdentity)?;
-    let identities = keys::load_identities(&identity_file)?;
+    let identities = ctx.identities()?.0;
     let prepared = setup::with_unique(&ctx.config, &m.source, &m.unique_columns)?;
     let mut anonymizer = prepared.anonymizer;
     let erasures = ledger_of(ctx, &m.source).await?;

@@ -136,6 +136,21 @@ impl Context {
             .map_err(|e| ContextError::Integrity(e.clone()))
     }
 
+    /// The identities of `[encryption] identity_file` (what restores, drills and copies
+    /// decrypt with), and the file's name for messages. Reads the file each time.
+    pub fn identities(&self) -> Result<(crate::keys::Identities, String), ContextError> {
+        let file = self
+            .config
+            .encryption
+            .identity_file
+            .as_deref()
+            .ok_or(crate::keys::KeyError::NoIdentity)?;
+        Ok((
+            crate::keys::load_identities(file)?,
+            file.display().to_string(),
+        ))
+    }
+
     /// The store of a target.
     pub fn store(&self, target: &str) -> Option<DynStore> {
         self.stores.get(target).cloned()

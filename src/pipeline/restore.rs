@@ -20,7 +20,7 @@ use super::{CHUNK, Context, ContextError, Piece, channel, seconds_since};
 use crate::catalog;
 use crate::dump::DumpStats;
 use crate::erasure::apply::{Applied, Plan, apply_postgres, apply_sqlite_stream};
-use crate::keys::{self, Identities};
+use crate::keys::Identities;
 use crate::manifest::{self, DATA_OBJECT, Manifest};
 use crate::progress::Progress;
 use crate::source::{Destination, PgDatabase, SourceError, SqliteDatabase};
@@ -185,15 +185,8 @@ pub async fn run_restore(
             destination: destination.describe(),
         });
     }
-    let identity_file = ctx
-        .config
-        .encryption
-        .identity_file
-        .clone()
-        .ok_or(keys::KeyError::NoIdentity)
-        .map_err(ContextError::from)?;
-    let identities = Arc::new(keys::load_identities(&identity_file).map_err(ContextError::from)?);
-    let identity_name = identity_file.display().to_string();
+    let (identities, identity_name) = ctx.identities()?;
+    let identities = Arc::new(identities);
 
     if !opts.force {
         on_destination(&destination, |d| d.check_empty()).await?;

@@ -51,26 +51,11 @@ async fn drills_prove_each_region_in_turn_with_counts_and_checksums() {
     let source = "drill_regions";
     let src = PgDb::create("coffre_drill_src_");
     load_billing(&src, 300);
-    let eps = support::s3_endpoints();
-    let (b1, b2) = (support::unique("dr-a-"), support::unique("dr-b-"));
-    create_bucket(&eps[0], &b1).await;
-    create_bucket(&eps[1], &b2).await;
+    let [paris, frankfurt] = two_regions("dr-").await;
     let assertions = "assertions = [\n  \"SELECT count(*) = 0 FROM factures WHERE total_ttc < 0\",\n  \
                       \"SELECT count(*) = 300 FROM clients\",\n]\n";
     let ws = Workspace::new(
-        &[
-            Target::S3 {
-                name: "paris",
-                endpoint: eps[0].clone(),
-                bucket: b1,
-            },
-            Target::S3 {
-                name: "frankfurt",
-                endpoint: eps[1].clone(),
-                bucket: b2,
-            },
-            Target::Fs("local"),
-        ],
+        &[paris, frankfurt, Target::Fs("local")],
         &format!(
             "{}{}",
             pg_source(source, &src, &["paris", "frankfurt", "local"]),
@@ -371,23 +356,9 @@ async fn the_shared_seed_drills_from_each_region_when_present() {
     let src = PgDb::create("coffre_drill_shared_");
     src.run_file(&std::path::Path::new(&dir).join("schema.sql"));
     src.run_file(&std::path::Path::new(&dir).join("seed.sql"));
-    let eps = support::s3_endpoints();
-    let (b1, b2) = (support::unique("drs-a-"), support::unique("drs-b-"));
-    create_bucket(&eps[0], &b1).await;
-    create_bucket(&eps[1], &b2).await;
+    let [paris, frankfurt] = two_regions("drs-").await;
     let ws = Workspace::new(
-        &[
-            Target::S3 {
-                name: "paris",
-                endpoint: eps[0].clone(),
-                bucket: b1,
-            },
-            Target::S3 {
-                name: "frankfurt",
-                endpoint: eps[1].clone(),
-                bucket: b2,
-            },
-        ],
+        &[paris, frankfurt],
         &format!(
             "{}{}",
             pg_source(source, &src, &["paris", "frankfurt"]),

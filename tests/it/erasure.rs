@@ -15,23 +15,8 @@ const SOURCE: &str = "billing";
 /// A workspace over two S3 regions backing up `db` with the billing policy, a 30-day
 /// retention and a drill.
 async fn workspace(db: &PgDb, policy: &str) -> Workspace {
-    let eps = support::s3_endpoints();
-    let (b1, b2) = (support::unique("er-a-"), support::unique("er-b-"));
-    create_bucket(&eps[0], &b1).await;
-    create_bucket(&eps[1], &b2).await;
     Workspace::new(
-        &[
-            Target::S3 {
-                name: "paris",
-                endpoint: eps[0].clone(),
-                bucket: b1,
-            },
-            Target::S3 {
-                name: "frankfurt",
-                endpoint: eps[1].clone(),
-                bucket: b2,
-            },
-        ],
+        &two_regions("er-").await,
         &format!(
             "{}policy = \"{policy}\"\n[sources.{SOURCE}.retention]\nmax_age_days = 30\n\
              [drills.{SOURCE}]\nscratch_url = \"{}\"\n",

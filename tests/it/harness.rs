@@ -201,6 +201,30 @@ pub async fn create_bucket(endpoint: &str, bucket: &str) {
         .expect("create bucket");
 }
 
+/// Targets `paris` and `frankfurt`: a new bucket (named from `prefix`) on each of the two
+/// S3 servers of the tests.
+pub async fn two_regions(prefix: &str) -> [Target; 2] {
+    let eps = support::s3_endpoints();
+    let (b1, b2) = (
+        support::unique(&format!("{prefix}a-")),
+        support::unique(&format!("{prefix}b-")),
+    );
+    create_bucket(&eps[0], &b1).await;
+    create_bucket(&eps[1], &b2).await;
+    [
+        Target::S3 {
+            name: "paris",
+            endpoint: eps[0].clone(),
+            bucket: b1,
+        },
+        Target::S3 {
+            name: "frankfurt",
+            endpoint: eps[1].clone(),
+            bucket: b2,
+        },
+    ]
+}
+
 /// Reads a whole object behind coffre's back.
 pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     client

@@ -4,7 +4,6 @@
 use std::process::{Command, Stdio};
 
 use crate::harness::*;
-use crate::support;
 
 fn data_file(ws: &Workspace, target: &str, source: &str, id: &str) -> std::path::PathBuf {
     ws.path(target)
@@ -17,24 +16,9 @@ fn data_file(ws: &Workspace, target: &str, source: &str, id: &str) -> std::path:
 async fn billing_round_trips_through_fs_and_two_s3_regions() {
     let src = PgDb::create("coffre_rt_src_");
     load_billing(&src, 1000);
-    let eps = support::s3_endpoints();
-    let (b1, b2) = (support::unique("rt-a-"), support::unique("rt-b-"));
-    create_bucket(&eps[0], &b1).await;
-    create_bucket(&eps[1], &b2).await;
+    let [paris, frankfurt] = two_regions("rt-").await;
     let ws = Workspace::new(
-        &[
-            Target::Fs("local"),
-            Target::S3 {
-                name: "paris",
-                endpoint: eps[0].clone(),
-                bucket: b1,
-            },
-            Target::S3 {
-                name: "frankfurt",
-                endpoint: eps[1].clone(),
-                bucket: b2,
-            },
-        ],
+        &[Target::Fs("local"), paris, frankfurt],
         &pg_source("billing", &src, &["paris", "frankfurt", "local"]),
     );
     let (code, v) = ws.json(&["backup", "billing"]);
