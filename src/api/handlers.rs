@@ -689,9 +689,10 @@ async fn list_erasures(State(api): State<Arc<Api>>, Query(q): Query<ErasureQuery
     };
     let mut out = Vec::new();
     for source in sources {
-        let ledger = crate::erasure::ledger::load(&api.env.ctx, &api.env.state, &source, false)
-            .await
-            .map_err(ledger_error)?;
+        let ledger =
+            crate::erasure::ledger::load(&api.env.ctx, Some(&api.env.state), &source, false)
+                .await
+                .map_err(ledger_error)?;
         out.push(json!({ "source": source, "ledger": ledger }));
     }
     ok(StatusCode::OK, json!({ "sources": out }))

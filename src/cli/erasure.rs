@@ -88,7 +88,7 @@ pub(super) async fn list(ctx: &Context, source: Option<&str>, json: bool) -> Res
     let mut all = Vec::new();
     for s in &sources {
         ctx.config.source(s)?;
-        all.push((s.clone(), ledger::load(ctx, &state, s, false).await?));
+        all.push((s.clone(), ledger::load(ctx, Some(&state), s, false).await?));
     }
     let ok = all
         .iter()

@@ -357,16 +357,20 @@ impl Ledger {
 
 /// The ledger of `source`: the state store's entries merged with every target's. Reading
 /// the stores needs the identity; without one configured, the state store alone is used
-/// (`stores_not_read` says so) unless `need_stores`, which makes it an error.
+/// (`stores_not_read` says so) unless `need_stores`, which makes it an error. With no
+/// state store (`None`: it could not be opened), the stores alone give the ledger.
 pub async fn load(
     ctx: &Context,
-    state: &Mutex<State>,
+    state: Option<&Mutex<State>>,
     source: &str,
     need_stores: bool,
 ) -> Result<Ledger, LedgerError> {
     let mut ledger = Ledger::default();
     let mut by_id: BTreeMap<String, Erasure> = BTreeMap::new();
-    let docs = lock(state)?.erasures(Some(source))?;
+    let docs = match state {
+        Some(state) => lock(state)?.erasures(Some(source))?,
+        None => Vec::new(),
+    };
     for doc in docs {
         match serde_json::from_value::<Erasure>(doc) {
             Ok(e) => {
@@ -430,8 +434,10 @@ pub async fn load(
             match read {
                 Ok(e) if e.id == id && e.source == source => {
                     ids.push(id.to_owned());
-                    save(state, &e)?;
-                    ledger.rebuilt += 1;
+                    if let Some(state) = state {
+                        save(state, &e)?;
+                        ledger.rebuilt += 1;
+                    }
                     by_id.insert(e.id.clone(), e);
                 }
                 Ok(_) => ledger

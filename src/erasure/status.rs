@@ -206,7 +206,7 @@ pub async fn status(
     let (_, rules) = rules_of(ctx, source)?;
     let subject = resolve_subject(&rules, subject)?;
     let label = subject.to_string();
-    let ledger = super::ledger::load(ctx, state, source, false).await?;
+    let ledger = super::ledger::load(ctx, Some(state), source, false).await?;
     let erasures: Vec<String> = ledger
         .erasures
         .iter()

@@ -95,10 +95,14 @@ async fn ledger_of(
         source_name: source.to_owned(),
         reason,
     };
+    // Without a state store (unreadable state_dir), the stores alone give the ledger.
     let state = super::restore::open_state(ctx)
         .await
-        .map_err(|e| err(e.to_string()))?;
-    let ledger = ledger::load(ctx, &state, source, true)
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "the erasure ledger is read from the stores only"),
+        )
+        .ok();
+    let ledger = ledger::load(ctx, state.as_ref(), source, true)
         .await
         .map_err(|e| err(e.to_string()))?;
     if ledger.erasures.is_empty() {

@@ -284,8 +284,14 @@ pub async fn erasure_plan(ctx: &Context, m: &Manifest) -> Result<Option<Plan>, R
     let err = |e: &dyn std::fmt::Display| {
         RestoreError::Other(format!("erasure ledger of source {}: {e}", m.source))
     };
-    let state = open_state(ctx).await?;
-    let ledger = crate::erasure::ledger::load(ctx, &state, &m.source, true)
+    // Without a state store (unreadable state_dir), the stores alone give the ledger.
+    let state = open_state(ctx)
+        .await
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "the erasure ledger is read from the stores only"),
+        )
+        .ok();
+    let ledger = crate::erasure::ledger::load(ctx, state.as_ref(), &m.source, true)
         .await
         .map_err(|e| err(&e))?;
     if ledger.erasures.is_empty() {

@@ -428,6 +428,15 @@ async fn forged_ledger_entries_are_refused_and_entries_are_encrypted() {
         "1"
     );
     assert_eq!(dst.query("SELECT count(*) FROM clients WHERE id = 8"), "1");
+
+    // With the state store unreadable, the stores alone give the ledger.
+    std::fs::remove_dir_all(ws.path("state")).expect("remove state_dir");
+    std::fs::write(ws.path("state"), "not a folder").expect("state_dir as a file");
+    let dst2 = PgDb::create("coffre_erase_forge_dst2_");
+    let (code, r) = ws.json(&["restore", &id, "--to", &dst2.url]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(dst2.query("SELECT count(*) FROM clients WHERE id = 7"), "0");
+    assert_eq!(dst2.query("SELECT count(*) FROM clients WHERE id = 8"), "1");
 }
 
 #[test]
