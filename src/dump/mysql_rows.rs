@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use memchr::{memchr, memchr2};
 
 use super::stats::{DumpStats, RowAccumulator};
-use super::{DumpError, RowTransform, TableInfo, TransformError};
+use super::{DumpError, RowTransform, TableInfo};
 
 /// `name` between backticks, inner backticks doubled: an identifier as MySQL reads it.
 pub fn quote_mysql_ident(name: &str) -> String {
@@ -768,6 +768,15 @@ pub struct MysqlRewriter<'t> {
     tuple: Vec<u8>,
     /// Bytes after a tuple that may be the start of the delimiter.
     sep: Vec<u8>,
+    /// The bytes between two tuples (`,` and white space), written only when the tuple
+    /// after them is kept: a transform may leave tuples out ([`RowTransform::drop_row`]).
+    between: Vec<u8>,
+    /// Where the current INSERT starts in `out` while none of its tuples was kept: not
+    /// taken by [`Self::take_output`], and removed if none is (an INSERT with no tuple is
+    /// not SQL).
+    held: Option<usize>,
+    /// Whether a tuple of the current INSERT was written.
+    kept_any: bool,
     tables: Vec<Table>,
     by_name: HashMap<String, usize>,
     declared: HashMap<String, Declared>,
@@ -798,6 +807,9 @@ impl<'t> MysqlRewriter<'t> {
             depth: 0,
             tuple: Vec::new(),
             sep: Vec::new(),
+            between: Vec::new(),
+            held: None,
+            kept_any: false,
             tables: Vec::new(),
             by_name: HashMap::new(),
             declared: HashMap::new(),
@@ -833,12 +845,19 @@ impl<'t> MysqlRewriter<'t> {
 
     /// Bytes of output waiting to be taken.
     pub fn output_len(&self) -> usize {
-        self.out.len()
+        self.held.unwrap_or(self.out.len())
     }
 
-    /// Takes the output produced so far.
+    /// Takes the output produced so far (up to an INSERT none of whose tuples is kept yet).
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.out, Vec::with_capacity(OUT_CAPACITY))
+        match self.held {
+            Some(at) => {
+                let rest = self.out.split_off(at);
+                self.held = Some(0);
+                std::mem::replace(&mut self.out, rest)
+            }
+            None => std::mem::replace(&mut self.out, Vec::with_capacity(OUT_CAPACITY)),
+        }
     }
 
     /// Ends the dump: returns the last output and the stats of every table, in
@@ -1169,7 +1188,13 @@ impl<'t> MysqlRewriter<'t> {
                 mask,
             });
         }
+        let header_at = self.out.len();
         self.emit_stmt();
+        if self.keep_output {
+            self.held = Some(header_at);
+            self.kept_any = false;
+            self.between.clear();
+        }
         self.tuple.clear();
         self.tuple.push(b'(');
         self.phase = Phase::Tuple {
@@ -1276,7 +1301,15 @@ impl<'t> MysqlRewriter<'t> {
                         self.sep.push(b);
                         if self.sep == self.delimiter {
                             if self.keep_output {
-                                self.out.extend_from_slice(&self.sep);
+                                if self.kept_any {
+                                    self.out.extend_from_slice(&self.between);
+                                    self.out.extend_from_slice(&self.sep);
+                                } else if let Some(at) = self.held {
+                                    // Every tuple was left out: so is the INSERT.
+                                    self.out.truncate(at);
+                                }
+                                self.between.clear();
+                                self.held = None;
                             }
                             self.sep.clear();
                             self.phase = Phase::Sql;
@@ -1293,12 +1326,13 @@ impl<'t> MysqlRewriter<'t> {
         Ok(i)
     }
 
+    /// A byte between two tuples: held until the next tuple is kept.
     fn pass(&mut self, b: u8) {
         if b == b'\n' {
             self.line += 1;
         }
         if self.keep_output {
-            self.out.push(b);
+            self.between.push(b);
         }
     }
 
@@ -1328,6 +1362,12 @@ impl<'t> MysqlRewriter<'t> {
         let table = &mut self.tables[active.index];
         if !active.rewrite {
             if self.keep_output {
+                if self.kept_any {
+                    self.out.extend_from_slice(&self.between);
+                }
+                self.between.clear();
+                self.kept_any = true;
+                self.held = None;
                 self.out.extend_from_slice(&self.tuple);
             }
             table.acc.add(&self.tuple);
@@ -1371,15 +1411,17 @@ impl<'t> MysqlRewriter<'t> {
                 source,
             })?;
         if self.transform.drop_row() {
-            return Err(DumpError::Transform {
-                table: table.info.qualified(),
-                row,
-                source: TransformError(
-                    "rows of a MySQL dump cannot be left out (erasures): not supported yet for \
-                     MySQL sources"
-                        .into(),
-                ),
-            });
+            // Left out, with the separator before it.
+            self.between.clear();
+            return Ok(());
+        }
+        if self.keep_output {
+            if self.kept_any {
+                self.out.extend_from_slice(&self.between);
+            }
+            self.between.clear();
+            self.kept_any = true;
+            self.held = None;
         }
         let start = self.out.len();
         let mut copied = 0;
@@ -1708,6 +1750,62 @@ mod tests {
                 columns: vec!["a".into()],
             })
             .checksum
+        );
+    }
+
+    /// Leaves out the rows whose first field is one of `drop`.
+    struct Drop {
+        drop: Vec<&'static str>,
+        dropping: bool,
+    }
+
+    impl RowTransform for Drop {
+        fn begin_table(&mut self, _t: &TableInfo) -> Result<bool, TransformError> {
+            Ok(true)
+        }
+        fn transform_row(
+            &mut self,
+            _t: &TableInfo,
+            fields: &mut [Option<Vec<u8>>],
+        ) -> Result<(), TransformError> {
+            let first = fields.first().and_then(|f| f.as_deref()).unwrap_or(b"");
+            self.dropping = self.drop.iter().any(|d| d.as_bytes() == first);
+            Ok(())
+        }
+        fn drop_row(&mut self) -> bool {
+            std::mem::take(&mut self.dropping)
+        }
+    }
+
+    #[test]
+    fn left_out_tuples_take_their_comma_and_an_emptied_insert_goes_whole() {
+        let text = "CREATE TABLE `t` (`a` int);\n\
+            INSERT INTO `t` (`a`) VALUES (1),(2),\n(3);\n\
+            INSERT INTO `t` (`a`) VALUES (4);\n\
+            INSERT INTO `t` (`a`) VALUES (5),(6);\n\
+            SELECT 1;\n";
+        let want = "CREATE TABLE `t` (`a` int);\n\
+            INSERT INTO `t` (`a`) VALUES (2);\n\
+            SELECT 1;\n";
+        for piece in [1, 2, 5, 4096] {
+            let mut d = Drop {
+                drop: vec!["1", "3", "4", "5", "6"],
+                dropping: false,
+            };
+            let (out, stats) = rewrite(text.as_bytes(), &mut d, piece);
+            assert_eq!(String::from_utf8_lossy(&out), want, "pieces of {piece}");
+            assert_eq!(stats.tables[0].rows, 1);
+            assert_eq!(stats, watched(&out), "a restore of the output verifies");
+        }
+        let mut keep_all = Drop {
+            drop: Vec::new(),
+            dropping: false,
+        };
+        let (out, _) = rewrite(text.as_bytes(), &mut keep_all, 3);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            text,
+            "nothing left out: the same text"
         );
     }
 

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{Action, ErasureRules, quote_table};
 use crate::anonymize::policy::Policy;
+use crate::anonymize::schema::Dialect;
 use crate::anonymize::transform::Anonymizer;
 use crate::dump::{DumpStats, RowTransform, TableInfo, copy_text, quote_ident};
 use crate::source::{SessionSql, SourceError};
@@ -39,6 +40,9 @@ pub struct Plan {
     pub unique: HashSet<String>,
     /// The ledger entries applied.
     pub erasures: Vec<Applies>,
+    /// The schema of tables a dump names without one (SQLite's `main`, a MySQL source's
+    /// database).
+    pub default_schema: String,
 }
 
 impl Plan {
@@ -63,11 +67,24 @@ impl Plan {
     }
 
     /// The queries that are true when no row of a `delete` rule is left for these keys,
-    /// for the tables `present` says the database has.
-    fn verify_sql(&self, keys: &[String], present: &dyn Fn(&str) -> bool) -> Vec<String> {
+    /// for the tables `present` says the database has, in its dialect (MySQL: tables
+    /// unqualified, as the drill's scratch database is not the source's).
+    fn verify_sql(
+        &self,
+        keys: &[String],
+        dialect: Dialect,
+        present: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
         let key_list = Plan::key_list(keys);
-        let quote = |s: &str| quote_ident(s);
-        let subject = |column: &str| format!("CAST({column} AS text) IN ({key_list})");
+        let (quote, cast): (fn(&str) -> String, &str) = match dialect {
+            Dialect::Mysql => (crate::dump::mysql_rows::quote_mysql_ident, "CHAR"),
+            Dialect::Postgres | Dialect::Sqlite => (quote_ident, "text"),
+        };
+        let table_name = |t: &str| match dialect {
+            Dialect::Mysql => quote(t.split_once('.').map_or(t, |(_, n)| n)),
+            Dialect::Postgres | Dialect::Sqlite => quote_table(t, &quote),
+        };
+        let subject = |column: &str| format!("CAST({column} AS {cast}) IN ({key_list})");
         self.rules
             .in_order()
             .into_iter()
@@ -75,41 +92,56 @@ impl Plan {
             .map(|r| {
                 format!(
                     "SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {})",
-                    quote_table(&r.table, &quote),
-                    self.rules.predicate(&r.table, &subject, &quote)
+                    table_name(&r.table),
+                    self.rules
+                        .predicate(&r.table, &subject, &quote, &table_name)
                 )
             })
             .collect()
     }
 }
 
-/// Applies `plan` to an SQLite dump on its way from `input` into `write`: the rows of
-/// `delete` rules are left out, those of `pseudonymize` rules rewritten, the others go
-/// through as they are. The text written is what the expectation is computed on.
-pub fn apply_sqlite_stream(
+/// Applies `plan` to an SQLite or MySQL dump (`dialect`) on its way from `input` into
+/// `write`: the rows of `delete` rules are left out, those of `pseudonymize` rules
+/// rewritten, the others go through as they are. The text written is what the
+/// expectation is computed on. Tables the dump names without a schema are looked up
+/// under `default_schema` (`main`, or a MySQL source's database).
+pub fn apply_stream(
     plan: &Plan,
+    dialect: Dialect,
+    default_schema: &str,
     input: &mut dyn std::io::Read,
     write: &mut dyn FnMut(Vec<u8>) -> Result<(), SourceError>,
 ) -> Result<Applied, SourceError> {
-    use crate::anonymize::transform::SQLITE_SCHEMA;
     let keys = plan.keys();
     let mut anonymizer = Anonymizer::new(plan.policy.clone(), &plan.key, plan.unique.clone())
-        .with_default_schema(SQLITE_SCHEMA.to_owned());
+        .with_default_schema(default_schema.to_owned());
     let mut filter = super::filter::EraseFilter::new(
         &mut anonymizer,
         super::filter::Inner::ErasedRows,
         &plan.rules,
         &keys,
-        SQLITE_SCHEMA,
+        default_schema,
     );
-    let expected = crate::dump::pump(
-        input,
-        crate::dump::sqlite_rows::SqliteRewriter::new(&mut filter),
-        crate::pipeline::CHUNK,
-        write,
-        |e| SourceError::Other(format!("reading the backup: {e}")),
-        SourceError::from,
-    )?;
+    let read_err = |e: std::io::Error| SourceError::Other(format!("reading the backup: {e}"));
+    let expected = match dialect {
+        Dialect::Mysql => crate::dump::pump(
+            input,
+            crate::dump::mysql_rows::MysqlRewriter::new(&mut filter),
+            crate::pipeline::CHUNK,
+            write,
+            read_err,
+            SourceError::from,
+        )?,
+        Dialect::Sqlite | Dialect::Postgres => crate::dump::pump(
+            input,
+            crate::dump::sqlite_rows::SqliteRewriter::new(&mut filter),
+            crate::pipeline::CHUNK,
+            write,
+            read_err,
+            SourceError::from,
+        )?,
+    };
     let tables = plan
         .rules
         .in_order()
@@ -129,7 +161,7 @@ pub fn apply_sqlite_stream(
         tables,
         foreign_keys_not_valid: Vec::new(),
         skipped: Vec::new(),
-        verify_sql: plan.verify_sql(&keys, &|t| {
+        verify_sql: plan.verify_sql(&keys, dialect, &|t| {
             let name = t.split_once('.').map_or(t, |(_, n)| n);
             expected.tables.iter().any(|s| s.name == name)
         }),
@@ -219,7 +251,7 @@ pub fn apply_postgres(
         foreign_keys_not_valid: Vec::new(),
         skipped: Vec::new(),
         expected: manifest.clone(),
-        verify_sql: plan.verify_sql(&keys, &|t| {
+        verify_sql: plan.verify_sql(&keys, Dialect::Postgres, &|t| {
             manifest.tables.iter().any(|s| s.qualified() == t)
         }),
     };
@@ -331,7 +363,9 @@ pub fn apply_postgres(
             .collect::<Vec<_>>()
             .join(", ");
         let subject = |column: &str| format!("CAST({column} AS text) IN ({key_list})");
-        let predicate = plan.rules.predicate(&rule.table, &subject, &quote);
+        let predicate = plan
+            .rules
+            .predicate(&rule.table, &subject, &quote, &|t| quote_table(t, &quote));
         let mut delta = Delta::default();
         match rule.action {
             Action::Delete => {

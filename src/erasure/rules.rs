@@ -364,12 +364,13 @@ impl ErasureRules {
 
     /// The SQL condition selecting the rows of `table` that belong to the erased subjects:
     /// `subject(quoted column)` compares a column with the subjects' keys, `quote` quotes
-    /// identifiers.
+    /// a column, `table_name` names a table of the rules in SQL.
     pub fn predicate(
         &self,
         table: &str,
         subject: &dyn Fn(&str) -> String,
         quote: &dyn Fn(&str) -> String,
+        table_name: &dyn Fn(&str) -> String,
     ) -> String {
         match self.tables.get(table).map(|r| &r.matches) {
             Some(Match::Subject { column }) => subject(&quote(column)),
@@ -381,8 +382,8 @@ impl ErasureRules {
                 "{} IN (SELECT {} FROM {} WHERE {})",
                 quote(column),
                 quote(parent_column),
-                quote_table(parent, quote),
-                self.predicate(parent, subject, quote)
+                table_name(parent),
+                self.predicate(parent, subject, quote, table_name)
             ),
             None => "FALSE".to_owned(),
         }
@@ -525,7 +526,9 @@ subject = "public.clients.id"
         let q = |s: &str| format!("\"{s}\"");
         let subject = |c: &str| format!("{c} IN ('42')");
         assert_eq!(
-            r.predicate("public.lignes_facture", &subject, &q),
+            r.predicate("public.lignes_facture", &subject, &q, &|t| quote_table(
+                t, &q
+            )),
             "\"facture_id\" IN (SELECT \"id\" FROM \"public\".\"factures\" WHERE \"client_id\" IN ('42'))"
         );
         assert!(r.names_subject("clients", "id"));

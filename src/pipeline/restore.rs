@@ -17,9 +17,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::{CHUNK, Context, ContextError, Piece, channel, seconds_since};
+use crate::anonymize::schema::Dialect;
 use crate::catalog;
 use crate::dump::DumpStats;
-use crate::erasure::apply::{Applied, Plan, apply_postgres, apply_sqlite_stream};
+use crate::erasure::apply::{Applied, Plan, apply_postgres, apply_stream};
 use crate::keys::Identities;
 use crate::manifest::{self, DATA_OBJECT, Manifest};
 use crate::progress::Progress;
@@ -309,6 +310,7 @@ pub async fn erasure_plan(ctx: &Context, m: &Manifest) -> Result<Option<Plan>, R
         rules,
         key,
         unique: m.unique_columns.iter().cloned().collect(),
+        default_schema: crate::anonymize::setup::default_schema(&ctx.config, &m.source),
         erasures: ledger
             .erasures
             .iter()
@@ -568,17 +570,22 @@ fn decode_into(
         OpenError::Stream(reason) => DecodeFailure::Stream(reason),
     })?;
     let mut session = destination.begin().map_err(DecodeFailure::Destination)?;
-    // SQLite: the ledger is applied to the text on its way in (the session parses every
-    // statement anyway); the text written is then what the restore is checked against.
-    if let Some(plan) = plan
-        && m.source_type == "sqlite"
-    {
+    // SQLite and MySQL: the ledger is applied to the text on its way in (the session
+    // parses every statement anyway); the text written is then what the restore is
+    // checked against.
+    let streamed = match m.source_type.as_str() {
+        "sqlite" => Some(Dialect::Sqlite),
+        "mysql" => Some(Dialect::Mysql),
+        _ => None,
+    };
+    if let (Some(plan), Some(dialect)) = (plan, streamed) {
         let result = (|| {
-            let applied = apply_sqlite_stream(plan, &mut zstd, &mut |chunk: Vec<u8>| {
+            let write = &mut |chunk: Vec<u8>| {
                 progress.add_plain(chunk.len());
                 session.write(&chunk)
-            })
-            .map_err(DecodeFailure::Destination)?;
+            };
+            let applied = apply_stream(plan, dialect, &plan.default_schema, &mut zstd, write)
+                .map_err(DecodeFailure::Destination)?;
             if let Some(seen) = session.end_input().map_err(DecodeFailure::Destination)? {
                 let differences = applied.expected.differences(&seen);
                 if !differences.is_empty() {

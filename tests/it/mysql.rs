@@ -587,3 +587,79 @@ fn an_anonymized_mysql_backup_keeps_no_original_personal_value_and_keeps_joins()
     assert_eq!(src.one(mismatched), dst.one(mismatched));
     assert_eq!(dst.one("SELECT count(*) FROM clients"), SCALE.to_string());
 }
+
+#[test]
+fn mysql_restores_and_drills_apply_the_erasure_ledger() {
+    let src = MyDb::billing("coffre_my_erase_src_");
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/billing.toml"
+    ))
+    .expect("policy")
+    .replace("\"public.", &format!("\"{}.", src.name))
+    .replace("-> public.", &format!("-> {}.", src.name));
+    let server_url = server().url;
+    let ws = crate::harness::Workspace::new(
+        &[crate::harness::Target::Fs("local")],
+        &format!(
+            "[sources.shop]\ntype = \"mysql\"\nurl = \"{}\"\ntargets = [\"local\"]\n\
+             policy = \"billing-mysql.toml\"\n\
+             [drills.shop]\nscratch_url = \"{server_url}\"\n",
+            src.db.url
+        ),
+    );
+    std::fs::write(ws.path("billing-mysql.toml"), policy).expect("policy");
+    let one = |db: &MyDb, sql: &str| -> String {
+        db.db
+            .query(sql)
+            .expect(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_default()
+    };
+    let invoices = one(&src, "SELECT count(*) FROM factures WHERE client_id = 7");
+    assert_ne!(invoices, "0");
+    let email = one(&src, "SELECT email FROM clients WHERE id = 7");
+    let id = ws.backup_ok("shop");
+    let (code, e) = ws.json(&["erase", "shop", "--subject", "clients.id=7"]);
+    assert_eq!(code, 0, "{e:#}");
+
+    let dst = MyDb::create("coffre_my_erase_dst_");
+    let (code, r) = ws.json(&["restore", &id, "--to", &dst.db.url]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["erasures"]["subjects"], 1, "{r:#}");
+    for sql in [
+        "SELECT count(*) FROM clients WHERE id = 7",
+        "SELECT count(*) FROM contacts WHERE client_id = 7",
+        "SELECT count(*) FROM mandats_sepa WHERE client_id = 7",
+        "SELECT count(*) FROM journal_activite WHERE client_id = 7",
+    ] {
+        assert_eq!(one(&dst, sql), "0", "{sql}");
+    }
+    assert_eq!(
+        one(&dst, "SELECT count(*) FROM factures WHERE client_id = 7"),
+        invoices
+    );
+    assert_eq!(
+        one(
+            &dst,
+            &format!("SELECT count(*) FROM factures WHERE email_facturation = '{email}'")
+        ),
+        "0",
+        "the kept invoices carry a pseudonym"
+    );
+    assert_eq!(
+        one(&dst, "SELECT count(*) FROM clients"),
+        (SCALE - 1).to_string()
+    );
+
+    let (code, d) = ws.json(&["drill", "shop"]);
+    assert_eq!(code, 0, "{d:#}");
+    let check = d["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "erasures"))
+        .expect("erasures check");
+    assert_eq!(check["outcome"], "passed", "{d:#}");
+    assert!(drill_schemas().is_empty(), "{:?}", drill_schemas());
+}
