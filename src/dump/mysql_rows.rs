@@ -768,15 +768,8 @@ pub struct MysqlRewriter<'t> {
     tuple: Vec<u8>,
     /// Bytes after a tuple that may be the start of the delimiter.
     sep: Vec<u8>,
-    /// The bytes between two tuples (`,` and white space), written only when the tuple
-    /// after them is kept: a transform may leave tuples out ([`RowTransform::drop_row`]).
-    between: Vec<u8>,
-    /// Where the current INSERT starts in `out` while none of its tuples was kept: not
-    /// taken by [`Self::take_output`], and removed if none is (an INSERT with no tuple is
-    /// not SQL).
-    held: Option<usize>,
-    /// Whether a tuple of the current INSERT was written.
-    kept_any: bool,
+    /// What of the current INSERT waits on the tuples kept.
+    hold: Hold,
     tables: Vec<Table>,
     by_name: HashMap<String, usize>,
     declared: HashMap<String, Declared>,
@@ -788,6 +781,33 @@ pub struct MysqlRewriter<'t> {
 }
 
 const OUT_CAPACITY: usize = crate::pipeline::CHUNK + 4096;
+
+/// A transform may leave tuples out ([`RowTransform::drop_row`]): the bytes between two
+/// tuples wait for the tuple after them, and an INSERT waits for its first kept tuple.
+#[derive(Default)]
+struct Hold {
+    /// The bytes between two tuples (`,` and white space).
+    between: Vec<u8>,
+    /// Where the current INSERT starts in the output while none of its tuples was kept:
+    /// not taken by [`MysqlRewriter::take_output`], and removed if none is (an INSERT
+    /// with no tuple is not SQL).
+    held: Option<usize>,
+    /// Whether a tuple of the current INSERT was written.
+    kept_any: bool,
+}
+
+impl Hold {
+    /// A tuple is kept: the bytes before it go out (not before the first), and the
+    /// INSERT is no longer held.
+    fn keep(&mut self, out: &mut Vec<u8>) {
+        if self.kept_any {
+            out.extend_from_slice(&self.between);
+        }
+        self.between.clear();
+        self.kept_any = true;
+        self.held = None;
+    }
+}
 
 impl<'t> MysqlRewriter<'t> {
     pub fn new(transform: &'t mut dyn RowTransform) -> Self {
@@ -807,9 +827,7 @@ impl<'t> MysqlRewriter<'t> {
             depth: 0,
             tuple: Vec::new(),
             sep: Vec::new(),
-            between: Vec::new(),
-            held: None,
-            kept_any: false,
+            hold: Hold::default(),
             tables: Vec::new(),
             by_name: HashMap::new(),
             declared: HashMap::new(),
@@ -845,15 +863,15 @@ impl<'t> MysqlRewriter<'t> {
 
     /// Bytes of output waiting to be taken.
     pub fn output_len(&self) -> usize {
-        self.held.unwrap_or(self.out.len())
+        self.hold.held.unwrap_or(self.out.len())
     }
 
     /// Takes the output produced so far (up to an INSERT none of whose tuples is kept yet).
     pub fn take_output(&mut self) -> Vec<u8> {
-        match self.held {
+        match self.hold.held {
             Some(at) => {
                 let rest = self.out.split_off(at);
-                self.held = Some(0);
+                self.hold.held = Some(0);
                 std::mem::replace(&mut self.out, rest)
             }
             None => std::mem::replace(&mut self.out, Vec::with_capacity(OUT_CAPACITY)),
@@ -1191,9 +1209,9 @@ impl<'t> MysqlRewriter<'t> {
         let header_at = self.out.len();
         self.emit_stmt();
         if self.keep_output {
-            self.held = Some(header_at);
-            self.kept_any = false;
-            self.between.clear();
+            self.hold.held = Some(header_at);
+            self.hold.kept_any = false;
+            self.hold.between.clear();
         }
         self.tuple.clear();
         self.tuple.push(b'(');
@@ -1301,15 +1319,15 @@ impl<'t> MysqlRewriter<'t> {
                         self.sep.push(b);
                         if self.sep == self.delimiter {
                             if self.keep_output {
-                                if self.kept_any {
-                                    self.out.extend_from_slice(&self.between);
+                                if self.hold.kept_any {
+                                    self.out.extend_from_slice(&self.hold.between);
                                     self.out.extend_from_slice(&self.sep);
-                                } else if let Some(at) = self.held {
+                                } else if let Some(at) = self.hold.held {
                                     // Every tuple was left out: so is the INSERT.
                                     self.out.truncate(at);
                                 }
-                                self.between.clear();
-                                self.held = None;
+                                self.hold.between.clear();
+                                self.hold.held = None;
                             }
                             self.sep.clear();
                             self.phase = Phase::Sql;
@@ -1332,7 +1350,7 @@ impl<'t> MysqlRewriter<'t> {
             self.line += 1;
         }
         if self.keep_output {
-            self.between.push(b);
+            self.hold.between.push(b);
         }
     }
 
@@ -1362,12 +1380,7 @@ impl<'t> MysqlRewriter<'t> {
         let table = &mut self.tables[active.index];
         if !active.rewrite {
             if self.keep_output {
-                if self.kept_any {
-                    self.out.extend_from_slice(&self.between);
-                }
-                self.between.clear();
-                self.kept_any = true;
-                self.held = None;
+                self.hold.keep(&mut self.out);
                 self.out.extend_from_slice(&self.tuple);
             }
             table.acc.add(&self.tuple);
@@ -1412,16 +1425,11 @@ impl<'t> MysqlRewriter<'t> {
             })?;
         if self.transform.drop_row() {
             // Left out, with the separator before it.
-            self.between.clear();
+            self.hold.between.clear();
             return Ok(());
         }
         if self.keep_output {
-            if self.kept_any {
-                self.out.extend_from_slice(&self.between);
-            }
-            self.between.clear();
-            self.kept_any = true;
-            self.held = None;
+            self.hold.keep(&mut self.out);
         }
         let start = self.out.len();
         let mut copied = 0;

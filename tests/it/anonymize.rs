@@ -18,13 +18,8 @@ const KEY_B: &str = "test-key-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 /// A workspace backing up `db` with a policy and a key file.
 fn anon_workspace(db: &PgDb, policy: &str, key: &str) -> Workspace {
     let ws = Workspace::new(&[Target::Fs("local")], "");
-    std::fs::write(ws.path("anon.key"), key).expect("key");
+    ws.enable_anonymization(key);
     let mut cfg = std::fs::read_to_string(&ws.config).expect("read");
-    cfg = cfg.replacen(
-        "[encryption]",
-        "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
-        1,
-    );
     cfg.push_str(&pg_source("billing", db, &["local"]));
     cfg.push_str(&format!("policy = \"{policy}\"\n"));
     std::fs::write(&ws.config, cfg).expect("write");
@@ -318,18 +313,9 @@ const BILLING_TABLES: [&str; 7] = [
 /// policy written for SQLite (tables of schema "main") and a key file.
 pub fn sqlite_anon_workspace(db: &Path, key: &str) -> Workspace {
     let ws = Workspace::new(&[Target::Fs("local")], "");
-    std::fs::write(ws.path("anon.key"), key).expect("key");
-    let policy = std::fs::read_to_string(POLICY)
-        .expect("policy")
-        .replace("\"public.", "\"main.")
-        .replace("-> public.", "-> main.");
-    std::fs::write(ws.path("billing-sqlite.toml"), policy).expect("policy");
+    ws.enable_anonymization(key);
+    std::fs::write(ws.path("billing-sqlite.toml"), billing_policy_for("main")).expect("policy");
     let mut cfg = std::fs::read_to_string(&ws.config).expect("read");
-    cfg = cfg.replacen(
-        "[encryption]",
-        "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
-        1,
-    );
     cfg.push_str(&format!(
         "[sources.lite]\ntype = \"sqlite\"\npath = \"{}\"\ntargets = [\"local\"]\n\
          policy = \"billing-sqlite.toml\"\n",

@@ -281,17 +281,7 @@ async fn an_erased_client_never_comes_back_and_the_ledger_outlives_the_appliance
 
     // An anonymized copy for support leaves the erased client out, and restores with psql
     // alone (its foreign keys into clients are NOT VALID).
-    std::fs::write(ws.path("anon.key"), "erasure-test-key-0123456789abcdef").expect("key");
-    let cfg = std::fs::read_to_string(&ws.config).expect("config");
-    std::fs::write(
-        &ws.config,
-        cfg.replacen(
-            "[encryption]",
-            "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
-            1,
-        ),
-    )
-    .expect("config");
+    ws.enable_anonymization("erasure-test-key-0123456789abcdef");
     let requester = ws.path("requester.txt");
     let out = Command::new(BIN)
         .args(["keygen", "--json", "--out"])
@@ -493,11 +483,7 @@ fn erasure_rules_are_checked_against_the_schema_with_their_line() {
 #[test]
 fn sqlite_restores_and_drills_apply_the_ledger_in_the_stream() {
     let ws = Workspace::new(&[Target::Fs("local")], "");
-    let policy = std::fs::read_to_string(POLICY)
-        .expect("policy")
-        .replace("\"public.", "\"main.")
-        .replace("-> public.", "-> main.");
-    std::fs::write(ws.path("billing-sqlite.toml"), policy).expect("policy");
+    std::fs::write(ws.path("billing-sqlite.toml"), billing_policy_for("main")).expect("policy");
     let mut cfg = std::fs::read_to_string(&ws.config).expect("config");
     cfg.push_str(
         "[sources.lite]\ntype = \"sqlite\"\npath = \"billing.db\"\ntargets = [\"local\"]\n\

@@ -312,6 +312,21 @@ impl Workspace {
         self.dir.path().join(rel)
     }
 
+    /// Adds `[anonymization] key_file = "anon.key"` to the config, with `key` in that file.
+    pub fn enable_anonymization(&self, key: &str) {
+        std::fs::write(self.path("anon.key"), key).expect("key");
+        let cfg = std::fs::read_to_string(&self.config).expect("config");
+        std::fs::write(
+            &self.config,
+            cfg.replacen(
+                "[encryption]",
+                "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
+                1,
+            ),
+        )
+        .expect("config");
+    }
+
     /// Runs `coffre --config <this> args…`.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(BIN)
@@ -356,6 +371,18 @@ impl Workspace {
             .map(|b| b["id"].as_str().expect("id").to_owned())
             .collect()
     }
+}
+
+/// `policies/billing.toml` written for the tables of `schema` (`main` for SQLite, a MySQL
+/// source's database) instead of `public`, erasure links included.
+pub fn billing_policy_for(schema: &str) -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/billing.toml"
+    ))
+    .expect("policies/billing.toml")
+    .replace("\"public.", &format!("\"{schema}."))
+    .replace("-> public.", &format!("-> {schema}."))
 }
 
 /// A `[sources.NAME]` table for a PostgreSQL database.

@@ -493,26 +493,10 @@ fn coffre_backs_up_restores_and_drills_a_mysql_source() {
 #[test]
 fn an_anonymized_mysql_backup_keeps_no_original_personal_value_and_keeps_joins() {
     let src = MyDb::billing("coffre_my_anon_src_");
-    let policy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/policies/billing.toml"
-    ))
-    .expect("policy")
-    .replace("\"public.", &format!("\"{}.", src.name))
-    .replace("-> public.", &format!("-> {}.", src.name));
+    let policy = crate::harness::billing_policy_for(&src.name);
     let ws = shop_workspace(&src, "policy = \"billing-mysql.toml\"\n");
     std::fs::write(ws.path("billing-mysql.toml"), policy).expect("policy");
-    std::fs::write(ws.path("anon.key"), "a key of the test, long enough").expect("key");
-    let cfg = std::fs::read_to_string(&ws.config).expect("config");
-    std::fs::write(
-        &ws.config,
-        cfg.replacen(
-            "[encryption]",
-            "[anonymization]\nkey_file = \"anon.key\"\n[encryption]",
-            1,
-        ),
-    )
-    .expect("config");
+    ws.enable_anonymization("a key of the test, long enough");
 
     let out = ws.run(&["policy", "check", "shop"]);
     assert!(out.status.success(), "{}", crate::harness::stderr(&out));
@@ -591,13 +575,7 @@ fn an_anonymized_mysql_backup_keeps_no_original_personal_value_and_keeps_joins()
 #[test]
 fn mysql_restores_and_drills_apply_the_erasure_ledger() {
     let src = MyDb::billing("coffre_my_erase_src_");
-    let policy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/policies/billing.toml"
-    ))
-    .expect("policy")
-    .replace("\"public.", &format!("\"{}.", src.name))
-    .replace("-> public.", &format!("-> {}.", src.name));
+    let policy = crate::harness::billing_policy_for(&src.name);
     let server_url = server().url;
     let ws = crate::harness::Workspace::new(
         &[crate::harness::Target::Fs("local")],
