@@ -14,7 +14,7 @@ use super::policy::Policy;
 use super::rules::{Rule, detect_personal};
 use super::schema::{Dialect, SchemaInfo, TypeKind};
 use crate::dump::mysql_rows::quote_mysql_ident;
-use crate::dump::quote_ident;
+use crate::dump::{quote_ident, quote_literal};
 use crate::source::{MysqlDatabase, PgDatabase, SourceError};
 
 /// Values read per kept column.
@@ -50,10 +50,6 @@ pub fn kept_text_columns(
         }
     }
     out
-}
-
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Columns per JSON object of the PostgreSQL sample query (`json_build_object` takes at

@@ -36,6 +36,12 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `'text'` with inner single quotes doubled: an SQL string literal, as PostgreSQL (with
+/// `standard_conforming_strings` on, as pg_dump sets it) and SQLite read it.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// `schema.name`, or `name` alone when the schema is empty (SQLite).
 pub fn qualified_name(schema: &str, name: &str) -> String {
     if schema.is_empty() {

@@ -27,7 +27,7 @@ use super::rules::{Action, ErasureRules, quote_table};
 use crate::anonymize::policy::Policy;
 use crate::anonymize::schema::Dialect;
 use crate::anonymize::transform::Anonymizer;
-use crate::dump::{DumpStats, RowTransform, TableInfo, copy_text, quote_ident};
+use crate::dump::{DumpStats, RowTransform, TableInfo, copy_text, quote_ident, quote_literal};
 use crate::source::{SessionSql, SourceError};
 
 /// What to erase, and how.
@@ -61,7 +61,7 @@ impl Plan {
     /// The keys as a list of SQL literals, for `IN (…)`.
     fn key_list(keys: &[String]) -> String {
         keys.iter()
-            .map(|k| pg_literal(k))
+            .map(|k| quote_literal(k))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -208,11 +208,6 @@ pub struct Applied {
     pub verify_sql: Vec<String>,
 }
 
-/// A PostgreSQL string literal (standard_conforming_strings on, as pg_dump sets it).
-pub fn pg_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// Per-table change of a checksum: rows taken out and put in.
 #[derive(Default)]
 struct Delta {
@@ -309,7 +304,7 @@ pub fn apply_postgres(
     let deleted: Vec<String> = rules
         .iter()
         .filter(|(r, _)| r.action == Action::Delete)
-        .map(|(r, _)| pg_literal(&quote_table(&r.table, &quote)))
+        .map(|(r, _)| quote_literal(&quote_table(&r.table, &quote)))
         .collect();
     let mut foreign_keys = Vec::new();
     if !deleted.is_empty() {
@@ -415,7 +410,7 @@ pub fn apply_postgres(
                         .filter(|(_, m)| **m)
                         .map(|((c, v), _)| {
                             let value = match v {
-                                Some(v) => pg_literal(&String::from_utf8_lossy(v)),
+                                Some(v) => quote_literal(&String::from_utf8_lossy(v)),
                                 None => "NULL".to_owned(),
                             };
                             format!("{} = {value}", quote_ident(c))
@@ -425,7 +420,7 @@ pub fn apply_postgres(
                     let new = sql.copy_lines(&format!(
                         "UPDATE {table} SET {} WHERE ctid = {} RETURNING {columns}",
                         sets.join(", "),
-                        pg_literal(&ctid)
+                        quote_literal(&ctid)
                     ))?;
                     for n in new {
                         delta.insert(&n);

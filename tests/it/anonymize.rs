@@ -50,23 +50,6 @@ fn manifest_path(ws: &Workspace, source: &str, id: &str) -> PathBuf {
     ws.path("local").join(source).join(id).join("manifest.json")
 }
 
-/// A requester's key pair in the workspace: (identity file, recipient).
-fn requester_key(ws: &Workspace) -> (PathBuf, String) {
-    let requester = ws.path("requester.txt");
-    let out = Command::new(BIN)
-        .args(["keygen", "--json", "--out"])
-        .arg(&requester)
-        .output()
-        .expect("keygen");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let recipient =
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["recipient"]
-            .as_str()
-            .expect("recipient")
-            .to_owned();
-    (requester, recipient)
-}
-
 /// `coffre anonymize raw --recipient …`; checks the new manifest, returns the copy's id.
 fn anonymize_backup(ws: &Workspace, source: &str, raw: &str, recipient: &str) -> String {
     let (code, v) = ws.json(&["anonymize", raw, "--recipient", recipient]);

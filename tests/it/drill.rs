@@ -39,13 +39,6 @@ fn drill_table(source: &str, extra: &str) -> String {
     )
 }
 
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
-}
-
 #[tokio::test]
 async fn drills_prove_each_region_in_turn_with_counts_and_checksums() {
     let source = "drill_regions";
@@ -90,7 +83,7 @@ async fn drills_prove_each_region_in_turn_with_counts_and_checksums() {
             "rto",
             "cleanup",
         ] {
-            assert_eq!(check(&r, name)["outcome"], "passed", "{name}: {r:#}");
+            assert_eq!(drill_check(&r, name)["outcome"], "passed", "{name}: {r:#}");
         }
         // Every table of the manifest, with its count and checksum, restored alike.
         let tables = r["tables"].as_array().expect("tables");
@@ -183,8 +176,8 @@ fn failures_name_the_region_the_assertion_and_the_lost_rows() {
     let (code, r) = ws.json(&["drill", source, "--target", "local"]);
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(r["ok"], false);
-    assert_eq!(check(&r, "rows")["outcome"], "passed", "{r:#}");
-    let failed = check(&r, "assertions");
+    assert_eq!(drill_check(&r, "rows")["outcome"], "passed", "{r:#}");
+    let failed = drill_check(&r, "assertions");
     assert_eq!(failed["outcome"], "failed");
     let detail = failed["detail"].as_str().unwrap_or("");
     assert!(
@@ -195,7 +188,7 @@ fn failures_name_the_region_the_assertion_and_the_lost_rows() {
         !detail.contains("= 100"),
         "only the false one is named: {detail}"
     );
-    assert_eq!(check(&r, "cleanup")["outcome"], "passed");
+    assert_eq!(drill_check(&r, "cleanup")["outcome"], "passed");
 
     // A tampered object fails on integrity, naming the region.
     let data = ws
@@ -209,7 +202,7 @@ fn failures_name_the_region_the_assertion_and_the_lost_rows() {
     std::fs::write(&data, bytes).expect("tamper");
     let (code, r) = ws.json(&["drill", source, "--target", "backup2"]);
     assert_eq!(code, 1, "{r:#}");
-    let failed = check(&r, "integrity");
+    let failed = drill_check(&r, "integrity");
     assert_eq!(failed["outcome"], "failed", "{r:#}");
     let detail = failed["detail"].as_str().unwrap_or("");
     assert!(detail.contains("target backup2"), "{detail}");
@@ -219,7 +212,7 @@ fn failures_name_the_region_the_assertion_and_the_lost_rows() {
             .as_str()
             .is_some_and(|f| f.starts_with("integrity"))
     );
-    assert_eq!(check(&r, "rows")["outcome"], "skipped");
+    assert_eq!(drill_check(&r, "rows")["outcome"], "skipped");
 
     // A restore that lost rows: the manifest (re-sealed with the integrity key) records
     // one client more than the data holds, as if the restore had dropped one.
@@ -242,7 +235,7 @@ fn failures_name_the_region_the_assertion_and_the_lost_rows() {
     std::fs::write(&manifest_path, m.to_json(&key)).expect("forge");
     let (code, r) = ws.json(&["drill", source, "--target", "local"]);
     assert_eq!(code, 1, "{r:#}");
-    let failed = check(&r, "rows");
+    let failed = drill_check(&r, "rows");
     assert_eq!(failed["outcome"], "failed", "{r:#}");
     let detail = failed["detail"].as_str().unwrap_or("");
     assert!(detail.contains("clients"), "{detail}");

@@ -187,10 +187,7 @@ async fn an_erased_client_never_comes_back_and_the_ledger_outlives_the_appliance
     // A drill of that backup passes, reports the erasure, and checks every table exactly.
     let (code, d) = ws.json(&["drill", SOURCE]);
     assert_eq!(code, 0, "{d:#}");
-    let check = d["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "erasures"))
-        .expect("erasures check");
+    let check = crate::harness::drill_check(&d, "erasures");
     assert_eq!(check["outcome"], "passed", "{d:#}");
     assert!(
         check["detail"]
@@ -282,17 +279,7 @@ async fn an_erased_client_never_comes_back_and_the_ledger_outlives_the_appliance
     // An anonymized copy for support leaves the erased client out, and restores with psql
     // alone (its foreign keys into clients are NOT VALID).
     ws.enable_anonymization("erasure-test-key-0123456789abcdef");
-    let requester = ws.path("requester.txt");
-    let out = Command::new(BIN)
-        .args(["keygen", "--json", "--out"])
-        .arg(&requester)
-        .output()
-        .expect("keygen");
-    let recipient =
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["recipient"]
-            .as_str()
-            .expect("recipient")
-            .to_owned();
+    let (requester, recipient) = requester_key(&ws);
     let (code, c) = ws.json(&["anonymize", &before, "--recipient", &recipient]);
     assert_eq!(code, 0, "{c:#}");
     let copy = c["id"].as_str().expect("id");
@@ -547,9 +534,6 @@ fn sqlite_restores_and_drills_apply_the_ledger_in_the_stream() {
 
     let (code, d) = ws.json(&["drill", "lite"]);
     assert_eq!(code, 0, "{d:#}");
-    let check = d["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "erasures"))
-        .expect("erasures check");
+    let check = crate::harness::drill_check(&d, "erasures");
     assert_eq!(check["outcome"], "passed", "{d:#}");
 }

@@ -373,6 +373,31 @@ impl Workspace {
     }
 }
 
+/// A requester's key pair in the workspace: (identity file, recipient).
+pub fn requester_key(ws: &Workspace) -> (PathBuf, String) {
+    let requester = ws.path("requester.txt");
+    let out = Command::new(BIN)
+        .args(["keygen", "--json", "--out"])
+        .arg(&requester)
+        .output()
+        .expect("keygen");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recipient =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["recipient"]
+            .as_str()
+            .expect("recipient")
+            .to_owned();
+    (requester, recipient)
+}
+
+/// The check `name` of a drill report (JSON).
+pub fn drill_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
 /// `policies/billing.toml` written for the tables of `schema` (`main` for SQLite, a MySQL
 /// source's database) instead of `public`, erasure links included.
 pub fn billing_policy_for(schema: &str) -> String {

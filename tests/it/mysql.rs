@@ -634,10 +634,7 @@ fn mysql_restores_and_drills_apply_the_erasure_ledger() {
 
     let (code, d) = ws.json(&["drill", "erased"]);
     assert_eq!(code, 0, "{d:#}");
-    let check = d["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "erasures"))
-        .expect("erasures check");
+    let check = crate::harness::drill_check(&d, "erasures");
     assert_eq!(check["outcome"], "passed", "{d:#}");
     // This source's scratch databases only: other tests drill "shop" at the same time.
     let left = server()
