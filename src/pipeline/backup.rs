@@ -125,7 +125,11 @@ pub async fn run_backup(
     } else {
         BackupKind::Full
     };
-    // The dump tool's version, asked while the policy is checked.
+    // The dump tool starts first: it connects, takes its snapshot and reads the catalog
+    // while the policy is checked; no row of it is read before the check passes, and a
+    // failed check (or lock) drops it, which stops the tool.
+    let started_dump = source.start_dump();
+    // The dump tool's version, asked meanwhile too.
     let dump_tool = {
         let s = source.clone();
         tokio::task::spawn_blocking(move || s.dump_tool())
@@ -182,7 +186,7 @@ pub async fn run_backup(
             progress: producer_progress,
         };
         let mut transform = transform;
-        let stats = source.dump(transform.as_mut(), &mut sink)?;
+        let stats = started_dump?.run(transform.as_mut(), &mut sink)?;
         sink.tx
             .blocking_send(Piece::End)
             .map_err(|_| SourceError::Downstream)?;

@@ -9,7 +9,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::io::Read;
-use std::process::ExitStatus;
+use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 
 use crate::dump::{DumpError, DumpStats, RowTransform};
@@ -68,13 +68,67 @@ pub trait Source: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Name and version of the dump tool, for the manifest.
     fn dump_tool(&self) -> Result<String, SourceError>;
+    /// Starts a dump of one consistent snapshot. An external dump tool starts now: it
+    /// connects, takes its snapshot and reads the catalog while the caller gets ready
+    /// (checks its policy, takes its lock), and its output waits in the pipe until
+    /// [`StartedDump::run`] reads it. Dropped unread, the dump stops its tool. Blocking,
+    /// briefly (a process spawn).
+    fn start_dump(&self) -> Result<Box<dyn StartedDump>, SourceError>;
     /// Streams one consistent snapshot as SQL text through `transform` into `out`;
     /// returns the per-table stats of what was sent. Blocking.
     fn dump(
         &self,
         transform: &mut dyn RowTransform,
         out: &mut dyn ChunkSink,
+    ) -> Result<DumpStats, SourceError> {
+        self.start_dump()?.run(transform, out)
+    }
+}
+
+/// A dump started by [`Source::start_dump`], not read yet.
+pub trait StartedDump: Send {
+    /// Streams the snapshot as SQL text through `transform` into `out`; returns the
+    /// per-table stats of what was sent. Blocking.
+    fn run(
+        self: Box<Self>,
+        transform: &mut dyn RowTransform,
+        out: &mut dyn ChunkSink,
     ) -> Result<DumpStats, SourceError>;
+}
+
+/// A dump tool's process started ahead of its reader, its stdout piped. Dropped before
+/// [`run_dump_tool`] takes it, the process is killed and reaped: a backup that stops
+/// before reading (a failed policy check, a lock held elsewhere) leaves no tool running.
+pub(crate) struct ToolProcess {
+    child: Option<std::process::Child>,
+}
+
+impl ToolProcess {
+    /// Spawns `cmd` (stdout and stderr must be piped) and widens its stdout pipe, so that
+    /// the tool and the database run ahead while the reader is busy.
+    pub(crate) fn spawn(tool: &std::path::Path, cmd: &mut Command) -> Result<Self, SourceError> {
+        let child = cmd.spawn().map_err(|source| SourceError::Spawn {
+            tool: tool.display().to_string(),
+            source,
+        })?;
+        // 1 MiB (Linux's default limit) instead of 64 KiB.
+        #[cfg(target_os = "linux")]
+        if let Some(stdout) = &child.stdout
+            && let Err(e) = rustix::pipe::fcntl_setpipe_size(stdout, DUMP_PIPE_BYTES)
+        {
+            tracing::debug!(error = %e, "the dump pipe keeps its default size");
+        }
+        Ok(ToolProcess { child: Some(child) })
+    }
+}
+
+impl Drop for ToolProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A database a backup can be restored into.
@@ -164,35 +218,30 @@ const DUMP_PIPE_BYTES: usize = 1 << 20;
 /// failure (`tool_error(status, stderr tail)`) first. `database` names the source in
 /// messages (never with a password). Blocking.
 pub(crate) fn run_dump_tool<R: crate::dump::Rewriter>(
-    mut child: std::process::Child,
+    mut process: ToolProcess,
     rewriter: R,
     out: &mut dyn ChunkSink,
     database: &str,
     tool_error: impl FnOnce(String, String) -> SourceError,
 ) -> Result<DumpStats, SourceError> {
+    let Some(mut child) = process.child.take() else {
+        return Err(SourceError::Other("the dump tool was already read".into()));
+    };
     let tail = StderrTail::default();
     let err_thread = child.stderr.take().map(|e| tail.spawn(e));
     let result = match child.stdout.take() {
         None => Err(SourceError::Other("the dump tool has no stdout".into())),
-        Some(mut stdout) => {
-            // A 1 MiB pipe (Linux's default limit) instead of 64 KiB: the tool and the
-            // database run ahead while this thread anonymizes, instead of waiting in turn.
-            #[cfg(target_os = "linux")]
-            if let Err(e) = rustix::pipe::fcntl_setpipe_size(&stdout, DUMP_PIPE_BYTES) {
-                tracing::debug!(error = %e, "the dump pipe keeps its default size");
-            }
-            crate::dump::pump(
-                &mut stdout,
-                rewriter,
-                crate::pipeline::CHUNK,
-                &mut |chunk| out.send(chunk),
-                |e| SourceError::Other(format!("reading the dump tool's output: {e}")),
-                |source| SourceError::Dump {
-                    database: database.to_owned(),
-                    source,
-                },
-            )
-        }
+        Some(mut stdout) => crate::dump::pump(
+            &mut stdout,
+            rewriter,
+            crate::pipeline::CHUNK,
+            &mut |chunk| out.send(chunk),
+            |e| SourceError::Other(format!("reading the dump tool's output: {e}")),
+            |source| SourceError::Dump {
+                database: database.to_owned(),
+                source,
+            },
+        ),
     };
     if result.is_err() {
         let _ = child.kill();
@@ -213,5 +262,67 @@ pub(crate) fn status_text(status: ExitStatus) -> String {
     match status.code() {
         Some(c) => format!("exit code {c}"),
         None => "killed by a signal".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Stdio;
+
+    use super::*;
+
+    fn sleeper() -> ToolProcess {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        ToolProcess::spawn(std::path::Path::new("sleep"), &mut cmd).expect("sleep starts")
+    }
+
+    /// A dump tool started ahead and never read (a failed policy check) is killed and
+    /// reaped when dropped: nothing is left running.
+    #[test]
+    fn an_unread_tool_is_stopped_when_dropped() {
+        let process = sleeper();
+        let pid = process.child.as_ref().expect("a child").id();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+        assert!(proc_dir.exists(), "the tool runs");
+        let started = std::time::Instant::now();
+        drop(process);
+        assert!(!proc_dir.exists(), "the tool is gone, reaped");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    /// A tool that was read is not killed: its exit status is the one reported.
+    #[test]
+    fn a_read_tool_reports_its_own_failure() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "printf 'SELECT 1;\\n'; echo broken >&2; exit 3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let process = ToolProcess::spawn(std::path::Path::new("sh"), &mut cmd).expect("sh starts");
+        struct Sink(Vec<u8>);
+        impl ChunkSink for Sink {
+            fn send(&mut self, chunk: Vec<u8>) -> Result<(), SourceError> {
+                self.0.extend(chunk);
+                Ok(())
+            }
+        }
+        let mut identity = crate::dump::Identity;
+        let mut sink = Sink(Vec::new());
+        let err = run_dump_tool(
+            process,
+            crate::dump::pg_plain::PgPlainParser::new(
+                &mut identity,
+                crate::dump::pg_plain::Output::Emit,
+            ),
+            &mut sink,
+            "db",
+            |status, stderr| SourceError::Other(format!("{status}: {stderr}")),
+        )
+        .expect_err("exit 3 fails");
+        assert_eq!(err.to_string(), "exit code 3: broken");
     }
 }

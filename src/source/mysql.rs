@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{
-    ChunkSink, Destination, RestoreSession, Source, SourceError, StderrTail, run_dump_tool,
-    status_text,
+    ChunkSink, Destination, RestoreSession, Source, SourceError, StartedDump, StderrTail,
+    ToolProcess, run_dump_tool, status_text,
 };
 use crate::dump::mysql_rows::{MysqlRewriter, quote_mysql_ident};
 use crate::dump::{DumpStats, Identity, RowTransform};
@@ -439,13 +439,9 @@ impl Source for MysqlDatabase {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    fn dump(
-        &self,
-        transform: &mut dyn RowTransform,
-        out: &mut dyn ChunkSink,
-    ) -> Result<DumpStats, SourceError> {
+    fn start_dump(&self) -> Result<Box<dyn StartedDump>, SourceError> {
         let database = self.database()?;
-        let (mut cmd, _defaults) = self.command(&self.dump_tool)?;
+        let (mut cmd, defaults) = self.command(&self.dump_tool)?;
         cmd.args([
             "--single-transaction",
             "--quick",
@@ -466,13 +462,40 @@ impl Source for MysqlDatabase {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = self.spawn(&self.dump_tool, &mut cmd)?;
+        let process = ToolProcess::spawn(&self.dump_tool, &mut cmd)?;
+        Ok(Box::new(MysqlDump {
+            db: self.clone(),
+            process,
+            _defaults: defaults,
+        }))
+    }
+}
+
+/// A running `mariadb-dump`/`mysqldump`, read through the INSERT rewriter.
+struct MysqlDump {
+    db: MysqlDatabase,
+    /// Declared before the defaults file: the tool is stopped before its file is removed.
+    process: ToolProcess,
+    _defaults: Option<DefaultsFile>,
+}
+
+impl StartedDump for MysqlDump {
+    fn run(
+        self: Box<Self>,
+        transform: &mut dyn RowTransform,
+        out: &mut dyn ChunkSink,
+    ) -> Result<DumpStats, SourceError> {
+        let MysqlDump {
+            db,
+            process,
+            _defaults,
+        } = *self;
         run_dump_tool(
-            child,
+            process,
             MysqlRewriter::new(transform),
             out,
-            &self.redacted_url(),
-            |status, stderr| self.tool_error(&self.dump_tool, status, stderr),
+            &db.redacted_url(),
+            |status, stderr| db.tool_error(&db.dump_tool, status, stderr),
         )
     }
 }

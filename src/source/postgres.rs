@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{
-    ChunkSink, Destination, RestoreSession, SessionSql, Source, SourceError, StderrTail,
-    run_dump_tool, status_text,
+    ChunkSink, Destination, RestoreSession, SessionSql, Source, SourceError, StartedDump,
+    StderrTail, ToolProcess, run_dump_tool, status_text,
 };
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::{DumpStats, RowTransform};
@@ -134,11 +134,7 @@ impl Source for PgDatabase {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    fn dump(
-        &self,
-        transform: &mut dyn RowTransform,
-        out: &mut dyn ChunkSink,
-    ) -> Result<DumpStats, SourceError> {
+    fn start_dump(&self) -> Result<Box<dyn StartedDump>, SourceError> {
         let mut cmd = self.command(&self.pg_dump);
         cmd.args(["-w", "--format=plain", "--encoding=UTF8"]);
         if !self.owners_and_privileges {
@@ -148,13 +144,33 @@ impl Source for PgDatabase {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = self.spawn(&self.pg_dump, &mut cmd)?;
+        let process = ToolProcess::spawn(&self.pg_dump, &mut cmd)?;
+        Ok(Box::new(PgDump {
+            db: self.clone(),
+            process,
+        }))
+    }
+}
+
+/// A running `pg_dump`, read through the plain-format parser.
+struct PgDump {
+    db: PgDatabase,
+    process: ToolProcess,
+}
+
+impl StartedDump for PgDump {
+    fn run(
+        self: Box<Self>,
+        transform: &mut dyn RowTransform,
+        out: &mut dyn ChunkSink,
+    ) -> Result<DumpStats, SourceError> {
+        let db = self.db;
         run_dump_tool(
-            child,
+            self.process,
             PgPlainParser::new(transform, Output::Emit),
             out,
-            &self.redacted_url(),
-            |status, stderr| self.tool_error(&self.pg_dump, status, stderr),
+            &db.redacted_url(),
+            |status, stderr| db.tool_error(&db.pg_dump, status, stderr),
         )
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{ChunkSink, Destination, RestoreSession, Source, SourceError};
+use super::{ChunkSink, Destination, RestoreSession, Source, SourceError, StartedDump};
 use crate::dump::sqlite_rows::{push_field, value_text};
 use crate::dump::sqlite_sql::{
     SqliteSqlParser, data_marker, insert_prefix, push_literal, quote_ident,
@@ -236,7 +236,27 @@ impl Source for SqliteDatabase {
         Ok(format!("sqlite {}", rusqlite::version()))
     }
 
-    fn dump(
+    /// SQLite is read in-process: the snapshot is taken when the dump runs.
+    fn start_dump(&self) -> Result<Box<dyn StartedDump>, SourceError> {
+        Ok(Box::new(SqliteDump(self.clone())))
+    }
+}
+
+/// A SQLite dump not started yet.
+struct SqliteDump(SqliteDatabase);
+
+impl StartedDump for SqliteDump {
+    fn run(
+        self: Box<Self>,
+        transform: &mut dyn RowTransform,
+        out: &mut dyn ChunkSink,
+    ) -> Result<DumpStats, SourceError> {
+        self.0.read_snapshot(transform, out)
+    }
+}
+
+impl SqliteDatabase {
+    fn read_snapshot(
         &self,
         transform: &mut dyn RowTransform,
         out: &mut dyn ChunkSink,

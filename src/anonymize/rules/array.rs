@@ -8,11 +8,8 @@
 //! containing `{`, `}`, `,`, `"`, `\` or white space, with `"` and `\` escaped by a
 //! backslash.
 
-use serde_json::Value;
-
 use super::faker::Faker;
-use super::json::apply_node;
-use super::{Rule, RuleError};
+use super::{Rule, RuleError, json};
 
 /// One element of a PostgreSQL array literal.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +33,7 @@ pub(crate) fn apply(faker: &mut Faker, element: &Rule, value: &str) -> Result<St
         write_pg(&items, &mut out);
         Ok(out)
     } else if t.starts_with('[') {
-        let mut doc: Value =
-            serde_json::from_str(value).map_err(|e| RuleError::NotArray(e.to_string()))?;
-        let Value::Array(items) = &mut doc else {
-            return Err(RuleError::NotArray("not an array".into()));
-        };
-        if *element == Rule::Keep {
-            return Ok(value.to_owned());
-        }
-        transform_json(faker, element, items)?;
-        serde_json::to_string(&doc).map_err(|e| RuleError::NotArray(e.to_string()))
+        json::apply_elements(faker, element, value)
     } else {
         Err(RuleError::NotArray("expected \"{\" or \"[\"".into()))
     }
@@ -245,17 +233,6 @@ fn transform(faker: &mut Faker, element: &Rule, items: &mut [Node]) -> Result<()
                     None => Node::Null,
                 };
             }
-        }
-    }
-    Ok(())
-}
-
-fn transform_json(faker: &mut Faker, element: &Rule, items: &mut [Value]) -> Result<(), RuleError> {
-    for item in items {
-        match item {
-            Value::Array(sub) => transform_json(faker, element, sub)?,
-            Value::Null => {}
-            item => apply_node(faker, element, item)?,
         }
     }
     Ok(())

@@ -94,6 +94,66 @@ pub(crate) struct Params {
     pub(crate) percent: f64,
 }
 
+/// Bytes of originals and fakes one kind's memo may hold.
+const MEMO_MAX_BYTES: usize = 4 << 20;
+/// Originals longer than this are not memoized.
+const MEMO_MAX_VALUE: usize = 128;
+/// Lookups after which a memo that hits less than one time in four turns itself off.
+const MEMO_TRIAL: u64 = 8192;
+
+/// Fakes of one kind by original, for values outside unique columns. The column
+/// memos of the anonymizer already serve a column's repeats; this one serves the
+/// repeats no column sees: leaves of JSON documents and arrays, values found inside
+/// free text. Bounded in bytes, off for kinds whose values do not repeat, emptied
+/// when a collision gets resolved (see [`Faker::resolutions`]).
+#[derive(Default)]
+struct KindMemo {
+    map: HashMap<Box<str>, Box<str>, foldhash::fast::RandomState>,
+    bytes: usize,
+    lookups: u64,
+    hits: u64,
+    off: bool,
+    epoch: u64,
+}
+
+impl KindMemo {
+    fn get(&mut self, value: &str, epoch: u64) -> Option<&str> {
+        if self.off || value.len() > MEMO_MAX_VALUE {
+            return None;
+        }
+        if epoch != self.epoch {
+            self.map.clear();
+            self.bytes = 0;
+            self.epoch = epoch;
+        }
+        self.lookups += 1;
+        if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
+            self.off = true;
+            self.map = HashMap::default();
+            self.bytes = 0;
+            return None;
+        }
+        let found = self.map.get(value);
+        if found.is_some() {
+            self.hits += 1;
+        }
+        found.map(|v| &**v)
+    }
+
+    fn put(&mut self, value: &str, fake: &str, epoch: u64) {
+        let size = value.len() + fake.len() + 64;
+        if self.off
+            || value.len() > MEMO_MAX_VALUE
+            || epoch != self.epoch
+            || self.bytes + size > MEMO_MAX_BYTES
+        {
+            return;
+        }
+        self.bytes += size;
+        self.map.insert(value.into(), fake.into());
+    }
+}
+
 /// A hasher for keys that already are uniformly distributed 64-bit hashes.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -137,6 +197,9 @@ pub struct Faker {
     mac: Hmac<Sha256>,
     locale: Locale,
     kinds: Vec<KindState>,
+    /// Fakes by kind and original, for values outside unique columns; the
+    /// parameterized kinds (`date_shift`, `numeric_noise`) are not memoized.
+    memos: Vec<KindMemo>,
     /// How many collisions of unique columns were resolved so far: a fake
     /// computed before a resolution may differ from one computed after it.
     resolutions: u64,
@@ -162,6 +225,7 @@ impl Faker {
             mac,
             locale,
             kinds: (0..KIND_COUNT).map(|_| KindState::default()).collect(),
+            memos: (0..KIND_COUNT).map(|_| KindMemo::default()).collect(),
             resolutions: 0,
         }
     }
@@ -250,6 +314,26 @@ impl Faker {
         if kind.keeps_blank() && value.trim().is_empty() {
             return Ok(value.to_owned());
         }
+        let memoized = !unique && !matches!(kind, Kind::DateShift | Kind::NumericNoise);
+        if memoized {
+            let epoch = self.resolutions;
+            if let Some(fake) = self.memos[kind as usize].get(value, epoch) {
+                return Ok(fake.to_owned());
+            }
+            let fake = self.fake_uncached(kind, params, value, false)?;
+            self.memos[kind as usize].put(value, &fake, epoch);
+            return Ok(fake);
+        }
+        self.fake_uncached(kind, params, value, unique)
+    }
+
+    fn fake_uncached(
+        &mut self,
+        kind: Kind,
+        params: Params,
+        value: &str,
+        unique: bool,
+    ) -> Result<String, RuleError> {
         let norm = self.normalize(kind, value)?;
         let base = self.seed(kind, &norm, 0);
         let id = id_of(&base);
@@ -579,6 +663,55 @@ mod tests {
             );
         }
         assert_eq!(f.produced_count(Kind::FirstName), 400);
+    }
+
+    /// The faker's own memo changes nothing: a long-lived faker gives what a fresh
+    /// one gives, also after collisions resolved in a unique column changed the
+    /// fakes of some originals (the memo is emptied then).
+    #[test]
+    fn memoized_fakes_equal_fresh_ones() {
+        let originals: Vec<String> = (0..400).map(|i| format!("prénom-{i}")).collect();
+        let fresh = |o: &str, unique_first: bool| {
+            let mut f = Faker::new(KEY, Locale::FrFr);
+            if unique_first {
+                for o in &originals {
+                    f.apply(&Rule::FirstName, o, true).expect("rule applies");
+                }
+            }
+            f.apply(&Rule::FirstName, o, false)
+                .expect("rule applies")
+                .expect("not null")
+        };
+        let mut f = Faker::new(KEY, Locale::FrFr);
+        // Repeats, not unique: served from the memo after the first pass.
+        for round in 0..30 {
+            for o in originals.iter().take(300) {
+                let got = f
+                    .apply(&Rule::FirstName, o, false)
+                    .expect("rule applies")
+                    .expect("not null");
+                if round == 0 || o.ends_with('7') {
+                    assert_eq!(got, fresh(o, false), "{o}");
+                }
+            }
+        }
+        assert!(f.memos[Kind::FirstName as usize].hits >= 29 * 300);
+        // A unique column resolves collisions: some originals get another fake.
+        for o in &originals {
+            f.apply(&Rule::FirstName, o, true).expect("rule applies");
+        }
+        assert!(f.resolutions() > 0, "no collision forced");
+        let mut changed = 0;
+        for o in originals.iter().take(300) {
+            let got = f
+                .apply(&Rule::FirstName, o, false)
+                .expect("rule applies")
+                .expect("not null");
+            let want = fresh(o, true);
+            changed += usize::from(want != fresh(o, false));
+            assert_eq!(got, want, "{o} after the resolutions");
+        }
+        assert!(changed > 0, "the resolutions changed no memoized fake");
     }
 
     #[test]
