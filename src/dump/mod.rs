@@ -91,8 +91,17 @@ pub trait RowTransform: Send {
     /// repeat; and an epoch that changes whenever results remembered before stop being
     /// valid. `None` (the default): no such column. A column a parser answers from memory
     /// reaches `transform_row` as `None`, or the call is skipped when every rewritten
-    /// column of the row was answered.
+    /// column of the row was answered (from memory or as a constant).
     fn pure_columns(&self) -> Option<(&[bool], u64)> {
+        None
+    }
+    /// Columns of the current table (after a `begin_table` that returned `true`) whose
+    /// output does not depend on their value (`null`, `redact`): the PostgreSQL COPY
+    /// text written instead of any non-NULL value (a NULL stays NULL). A parser may
+    /// write it without decoding the value; the column then reaches `transform_row` as
+    /// `None`, and the call is skipped when no other column of the row needs it. `None`
+    /// (the default): no such column.
+    fn constant_columns(&self) -> Option<&[Option<Box<[u8]>>]> {
         None
     }
     /// A line of SQL outside table data (PostgreSQL plain dumps), or its replacement.

@@ -29,6 +29,8 @@ enum State {
         mask: Option<Vec<bool>>,
         /// Output text by input text of the transform's pure columns.
         memo: Box<RawMemos>,
+        /// The output of columns whose rule ignores the value (a NULL stays NULL).
+        constants: Vec<Option<Box<[u8]>>>,
     },
 }
 
@@ -238,6 +240,10 @@ impl<'t> PgPlainParser<'t> {
                         }
                     })?;
                     let mask = self.transform.column_mask().map(<[bool]>::to_vec);
+                    let constants = match self.transform.constant_columns() {
+                        Some(c) if rewrite => c.to_vec(),
+                        _ => Vec::new(),
+                    };
                     let memo = Box::new(if rewrite {
                         RawMemos::new(self.transform, table.columns.len())
                     } else {
@@ -249,6 +255,7 @@ impl<'t> PgPlainParser<'t> {
                         rewrite,
                         mask,
                         memo,
+                        constants,
                     };
                 } else if !(self.lexer.at_statement_start() && line.starts_with(b"\\")) {
                     if self.lexer.at_statement_start()
@@ -277,6 +284,7 @@ impl<'t> PgPlainParser<'t> {
                 rewrite,
                 mask,
                 memo,
+                constants,
             } => {
                 if line == b"\\." {
                     self.stats.tables.push(acc.finish(table));
@@ -305,6 +313,7 @@ impl<'t> PgPlainParser<'t> {
                         });
                     }
                     let wanted = |i: usize| mask.as_ref().is_none_or(|m| m.get(i) == Some(&true));
+                    let constant = |i: usize| constants.get(i).and_then(Option::as_deref);
                     let memoizing = !memo.pure.is_empty();
                     if memoizing {
                         memo.sync(self.transform.pure_columns().map_or(0, |(_, e)| e));
@@ -328,14 +337,18 @@ impl<'t> PgPlainParser<'t> {
                         if memoizing {
                             memo.hit.push(None);
                         }
-                        if wanted(i) {
+                        if constant(i).is_some() {
+                            self.fields.push(None);
+                        } else if wanted(i) {
                             misses += 1;
                             self.fields.push(copy_text::decode_field(raw));
                         } else {
                             self.fields.push(None);
                         }
                     }
-                    if misses > 0 || !memoizing {
+                    // Every rewritten column answered (from memory, or a constant): the
+                    // transform has nothing to do for this row.
+                    if misses > 0 || (!memoizing && constants.is_empty()) {
                         self.transform
                             .transform_row(table, &mut self.fields)
                             .map_err(|source| DumpError::Transform {
@@ -358,6 +371,10 @@ impl<'t> PgPlainParser<'t> {
                         }
                         if let Some(Some((x, y))) = memo.hit.get(i) {
                             self.out.extend_from_slice(&memo.answers[*x..*y]);
+                        } else if let Some(c) = constant(i) {
+                            let raw = &line[a..b];
+                            self.out
+                                .extend_from_slice(if raw == b"\\N" { raw } else { c });
                         } else if wanted(i) {
                             let at = self.out.len();
                             copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);

@@ -240,6 +240,20 @@ fn a_column_added_after_the_policy_fails_closed() {
         "{v:#}"
     );
     assert!(ws.listed("billing").is_empty());
+    // pg_dump, started while the policy was checked, was stopped with the backup: no
+    // session of coffre's is left on the database (the server notices a closed
+    // connection at once, or at its next write).
+    let sessions = || {
+        src.query(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'coffre'",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sessions() != "0" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(sessions(), "0", "a dump session outlived the failed backup");
 }
 
 #[test]
