@@ -25,6 +25,7 @@ pub mod fixture;
 pub mod integrity;
 pub mod keys;
 pub mod manifest;
+pub mod memo;
 pub mod pipeline;
 pub mod progress;
 pub mod retention;

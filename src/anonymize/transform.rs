@@ -11,13 +11,14 @@
 //! bytes, switched off for columns whose values do not repeat, and emptied when
 //! the faker resolves a collision.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::policy::Policy;
 use super::rules::{Faker, Rule};
 use super::schema::SchemaInfo;
 use crate::dump::{RowTransform, TableInfo, TransformError};
+use crate::memo::{Limits, Memo};
 
 /// The schema name SQLite tables are given in policies.
 pub const SQLITE_SCHEMA: &str = "main";
@@ -27,80 +28,25 @@ struct ColumnPlan {
     name: String,
     rule: Option<Rule>,
     unique: bool,
-    memo: Memo,
+    memo: Memo<Option<Box<[u8]>>>,
 }
 
-/// Bytes of keys and results one column's memo may hold.
-const MEMO_MAX_BYTES: usize = 8 << 20;
-/// Values longer than this are not memoized (free text, JSON documents).
-const MEMO_MAX_VALUE: usize = 256;
-/// Lookups after which a memo that hits less than one time in four turns itself off.
-const MEMO_TRIAL: u64 = 8192;
+/// One column's memo: 8 MiB of original values (up to 256 bytes: free text and JSON
+/// documents are not memoized) and results (`None`: NULL), off after 8 192 lookups if
+/// fewer than one in four hit.
+const MEMO_LIMITS: Limits = Limits {
+    max_bytes: 8 << 20,
+    max_key: 256,
+    trial: 8192,
+};
 
-/// Original value → result (`None`: NULL), hashed with foldhash (SipHash showed
-/// at 2 % of an anonymized backup's CPU).
-type MemoMap = HashMap<Box<[u8]>, Option<Box<[u8]>>, foldhash::fast::RandomState>;
-
-/// Results of one column's rule by original value.
-#[derive(Default)]
-struct Memo {
-    map: MemoMap,
-    bytes: usize,
-    lookups: u64,
-    hits: u64,
-    off: bool,
-    /// [`Faker::resolutions`] when the entries were computed.
-    epoch: u64,
-}
-
-impl Memo {
-    /// A memo for a column with this rule, or one that is off.
-    fn for_rule(rule: Option<&Rule>, unique: bool) -> Memo {
-        let useful = match rule {
-            None | Some(Rule::Keep | Rule::Null | Rule::Redact { .. }) => false,
-            // A unique column's result also depends on what the faker produced before.
-            Some(_) => !unique,
-        };
-        Memo {
-            off: !useful,
-            ..Memo::default()
-        }
-    }
-
-    fn get(&mut self, value: &[u8], epoch: u64) -> Option<Option<Vec<u8>>> {
-        if self.off || value.len() > MEMO_MAX_VALUE {
-            return None;
-        }
-        if epoch != self.epoch {
-            self.map.clear();
-            self.bytes = 0;
-            self.epoch = epoch;
-        }
-        self.lookups += 1;
-        let found = self
-            .map
-            .get(value)
-            .map(|v| v.as_deref().map(<[u8]>::to_vec));
-        if found.is_some() {
-            self.hits += 1;
-        } else if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
-            self.off = true;
-            self.map = HashMap::default();
-            self.bytes = 0;
-        }
-        found
-    }
-
-    fn put(&mut self, value: &[u8], result: Option<&[u8]>, epoch: u64) {
-        if self.off || value.len() > MEMO_MAX_VALUE || epoch != self.epoch {
-            return;
-        }
-        let size = value.len() + result.map_or(0, <[u8]>::len) + 64;
-        if self.bytes + size > MEMO_MAX_BYTES {
-            return;
-        }
-        self.bytes += size;
-        self.map.insert(value.into(), result.map(Into::into));
+/// The memo of a column with this rule: off for rules with nothing to remember, and
+/// for unique columns (their result also depends on what the faker produced before).
+fn column_memo(rule: Option<&Rule>, unique: bool) -> Memo<Option<Box<[u8]>>> {
+    match rule {
+        None | Some(Rule::Keep | Rule::Null | Rule::Redact { .. }) => Memo::disabled(),
+        Some(_) if unique => Memo::disabled(),
+        Some(_) => Memo::new(MEMO_LIMITS),
     }
 }
 
@@ -207,8 +153,8 @@ impl RowTransform for Anonymizer {
             let unique = self
                 .unique
                 .contains(&format!("{schema}.{}.{col}", table.name));
-            let memo = Memo::for_rule(rule.as_ref(), unique);
-            self.pure.push(!memo.off);
+            let memo = column_memo(rule.as_ref(), unique);
+            self.pure.push(!memo.is_off());
             self.constants.push(match &rule {
                 Some(Rule::Null) => Some(b"\\N".as_slice().into()),
                 Some(Rule::Redact { text }) => {
@@ -255,7 +201,7 @@ impl RowTransform for Anonymizer {
             }
             let epoch = self.faker.resolutions();
             if let Some(hit) = plan.memo.get(value, epoch) {
-                *field = hit;
+                *field = hit.as_deref().map(<[u8]>::to_vec);
                 self.values += 1;
                 continue;
             }
@@ -273,7 +219,9 @@ impl RowTransform for Anonymizer {
             // Memoized under the epoch the result was computed in: a collision
             // resolved while computing it empties the memo instead.
             plan.memo
-                .put(value, out.as_deref().map(str::as_bytes), epoch);
+                .put_with(value, out.as_ref().map_or(0, String::len), epoch, || {
+                    out.as_deref().map(|o| o.as_bytes().into())
+                });
             *field = out.map(String::into_bytes);
             self.values += 1;
         }
@@ -364,7 +312,7 @@ code = "keep"
             anon.plan
                 .iter()
                 .take(3)
-                .all(|p| !p.memo.off && p.memo.hits > 10_000)
+                .all(|p| !p.memo.is_off() && p.memo.hits() > 10_000)
         );
     }
 
@@ -457,20 +405,17 @@ code = "keep"
         );
     }
 
-    /// A column whose values never repeat turns its memo off after the trial.
+    /// Columns whose rule leaves nothing to remember, and unique columns, do not
+    /// memoize (the memo's own trial is tested in `memo.rs`).
     #[test]
-    fn a_memo_without_hits_turns_itself_off() {
-        let mut memo = Memo::for_rule(Some(&Rule::Email), false);
-        for i in 0..MEMO_TRIAL {
-            let v = format!("user{i}@x.fr");
-            assert!(memo.get(v.as_bytes(), 0).is_none());
-            memo.put(v.as_bytes(), Some(b"fake"), 0);
-        }
-        assert!(memo.off);
-        assert!(memo.map.is_empty());
+    fn which_columns_memoize() {
+        assert!(!column_memo(Some(&Rule::Email), false).is_off());
         assert!(
-            Memo::for_rule(Some(&Rule::Email), true).off,
+            column_memo(Some(&Rule::Email), true).is_off(),
             "unique columns never memoize"
         );
+        for rule in [None, Some(Rule::Keep), Some(Rule::Null)] {
+            assert!(column_memo(rule.as_ref(), false).is_off(), "{rule:?}");
+        }
     }
 }

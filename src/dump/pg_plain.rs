@@ -5,12 +5,11 @@
 //! block. Data lines are counted and checksummed, and offered to the transform.
 //! Memory is bounded by the longest line (one row), whatever the dump size.
 
-use std::collections::HashMap;
-
 use memchr::memchr;
 
 use super::stats::{DumpStats, RowAccumulator};
 use super::{DumpError, RowTransform, TableInfo, copy_text};
+use crate::memo::{Limits, Memo};
 
 /// Whether the parser keeps the (possibly rewritten) text or only watches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,64 +33,22 @@ enum State {
     },
 }
 
-/// Bytes of keys and results one column's memo may hold.
-const MEMO_MAX_BYTES: usize = 8 << 20;
-/// Fields longer than this are not memoized (free text, JSON documents).
-const MEMO_MAX_FIELD: usize = 256;
-/// Lookups after which a memo that hits less than one time in four turns itself off.
-const MEMO_TRIAL: u64 = 8192;
-
-/// The output field of one pure column by its input field, both in COPY text form: a
-/// repeated value (an invoice's e-mail, a catalogue line, a browser string) is copied
-/// from here instead of being decoded, rewritten and encoded again.
-#[derive(Default)]
-struct RawMemo {
-    map: HashMap<Box<[u8]>, Box<[u8]>, foldhash::fast::RandomState>,
-    bytes: usize,
-    lookups: u64,
-    hits: u64,
-    off: bool,
-}
-
-impl RawMemo {
-    fn get(&mut self, field: &[u8]) -> Option<&[u8]> {
-        if self.off || field.len() > MEMO_MAX_FIELD {
-            return None;
-        }
-        self.lookups += 1;
-        if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
-            self.off = true;
-            self.map = HashMap::default();
-            self.bytes = 0;
-            return None;
-        }
-        let found = self.map.get(field);
-        if found.is_some() {
-            self.hits += 1;
-        }
-        found.map(|v| &**v)
-    }
-
-    fn put(&mut self, field: &[u8], output: &[u8]) {
-        if self.off || field.len() > MEMO_MAX_FIELD {
-            return;
-        }
-        let size = field.len() + output.len() + 64;
-        if self.bytes + size > MEMO_MAX_BYTES {
-            return;
-        }
-        self.bytes += size;
-        self.map.insert(field.into(), output.into());
-    }
-}
+/// The memo of one pure column's output field by its input field, both in COPY text
+/// form: a repeated value (an invoice's e-mail, a catalogue line, a browser string) is
+/// copied from it instead of being decoded, rewritten and encoded again. 8 MiB, fields
+/// up to 256 bytes (free text and JSON documents are not memoized), off after 8 192
+/// lookups if fewer than one in four hit.
+const MEMO_LIMITS: Limits = Limits {
+    max_bytes: 8 << 20,
+    max_key: 256,
+    trial: 8192,
+};
 
 /// The memos of one table's columns (`pure[i]`: column `i` may use `memos[i]`).
 #[derive(Default)]
 struct RawMemos {
     pure: Vec<bool>,
-    memos: Vec<RawMemo>,
-    /// The transform's epoch the entries were computed in.
-    epoch: u64,
+    memos: Vec<Memo<Box<[u8]>>>,
     /// Where each column's answer was copied in `answers`, on a hit.
     hit: Vec<Option<(usize, usize)>>,
     answers: Vec<u8>,
@@ -100,10 +57,9 @@ struct RawMemos {
 impl RawMemos {
     fn new(transform: &dyn RowTransform, columns: usize) -> RawMemos {
         match transform.pure_columns() {
-            Some((pure, epoch)) if pure.iter().any(|p| *p) => RawMemos {
+            Some((pure, _)) if pure.iter().any(|p| *p) => RawMemos {
                 pure: pure.to_vec(),
-                memos: (0..columns).map(|_| RawMemo::default()).collect(),
-                epoch,
+                memos: (0..columns).map(|_| Memo::new(MEMO_LIMITS)).collect(),
                 hit: Vec::with_capacity(columns),
                 answers: Vec::new(),
             },
@@ -113,17 +69,6 @@ impl RawMemos {
 
     fn is_pure(&self, column: usize) -> bool {
         self.pure.get(column) == Some(&true)
-    }
-
-    /// Forgets everything when the transform's epoch moved.
-    fn sync(&mut self, epoch: u64) {
-        if epoch != self.epoch {
-            for m in &mut self.memos {
-                m.map.clear();
-                m.bytes = 0;
-            }
-            self.epoch = epoch;
-        }
     }
 }
 
@@ -315,8 +260,9 @@ impl<'t> PgPlainParser<'t> {
                     let wanted = |i: usize| mask.as_ref().is_none_or(|m| m.get(i) == Some(&true));
                     let constant = |i: usize| constants.get(i).and_then(Option::as_deref);
                     let memoizing = !memo.pure.is_empty();
+                    // Answers are valid in the transform's epoch they were computed in.
+                    let epoch = self.transform.pure_columns().map_or(0, |(_, e)| e);
                     if memoizing {
-                        memo.sync(self.transform.pure_columns().map_or(0, |(_, e)| e));
                         memo.hit.clear();
                         memo.answers.clear();
                     }
@@ -326,7 +272,7 @@ impl<'t> PgPlainParser<'t> {
                         let raw = &line[a..b];
                         if memoizing
                             && memo.is_pure(i)
-                            && let Some(v) = memo.memos[i].get(raw)
+                            && let Some(v) = memo.memos[i].get(raw, epoch)
                         {
                             let at = memo.answers.len();
                             memo.answers.extend_from_slice(v);
@@ -362,8 +308,8 @@ impl<'t> PgPlainParser<'t> {
                     }
                     // A collision resolved by this row: what was remembered before, and
                     // what this row gave, may differ from a fresh result.
-                    let keep_answers = memoizing
-                        && self.transform.pure_columns().map_or(0, |(_, e)| e) == memo.epoch;
+                    let keep_answers =
+                        memoizing && self.transform.pure_columns().map_or(0, |(_, e)| e) == epoch;
                     let start = self.out.len();
                     for (i, &(a, b)) in self.spans.iter().enumerate() {
                         if i > 0 {
@@ -379,7 +325,9 @@ impl<'t> PgPlainParser<'t> {
                             let at = self.out.len();
                             copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);
                             if keep_answers && memo.is_pure(i) {
-                                memo.memos[i].put(&line[a..b], &self.out[at..]);
+                                let output = &self.out[at..];
+                                memo.memos[i]
+                                    .put_with(&line[a..b], output.len(), epoch, || output.into());
                             }
                         } else {
                             self.out.extend_from_slice(&line[a..b]);

@@ -8,6 +8,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use super::FakeRng;
+use crate::memo::{Limits, Memo};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::SeedableRng;
 use sha2::Sha256;
@@ -94,65 +95,15 @@ pub(crate) struct Params {
     pub(crate) percent: f64,
 }
 
-/// Bytes of originals and fakes one kind's memo may hold.
-const MEMO_MAX_BYTES: usize = 4 << 20;
-/// Originals longer than this are not memoized.
-const MEMO_MAX_VALUE: usize = 128;
-/// Lookups after which a memo that hits less than one time in four turns itself off.
-const MEMO_TRIAL: u64 = 8192;
-
-/// Fakes of one kind by original, for values outside unique columns. The column
-/// memos of the anonymizer already serve a column's repeats; this one serves the
-/// repeats no column sees: leaves of JSON documents and arrays, values found inside
-/// free text. Bounded in bytes, off for kinds whose values do not repeat, emptied
-/// when a collision gets resolved (see [`Faker::resolutions`]).
-#[derive(Default)]
-struct KindMemo {
-    map: HashMap<Box<str>, Box<str>, foldhash::fast::RandomState>,
-    bytes: usize,
-    lookups: u64,
-    hits: u64,
-    off: bool,
-    epoch: u64,
-}
-
-impl KindMemo {
-    fn get(&mut self, value: &str, epoch: u64) -> Option<&str> {
-        if self.off || value.len() > MEMO_MAX_VALUE {
-            return None;
-        }
-        if epoch != self.epoch {
-            self.map.clear();
-            self.bytes = 0;
-            self.epoch = epoch;
-        }
-        self.lookups += 1;
-        if self.lookups == MEMO_TRIAL && self.hits * 4 < self.lookups {
-            self.off = true;
-            self.map = HashMap::default();
-            self.bytes = 0;
-            return None;
-        }
-        let found = self.map.get(value);
-        if found.is_some() {
-            self.hits += 1;
-        }
-        found.map(|v| &**v)
-    }
-
-    fn put(&mut self, value: &str, fake: &str, epoch: u64) {
-        let size = value.len() + fake.len() + 64;
-        if self.off
-            || value.len() > MEMO_MAX_VALUE
-            || epoch != self.epoch
-            || self.bytes + size > MEMO_MAX_BYTES
-        {
-            return;
-        }
-        self.bytes += size;
-        self.map.insert(value.into(), fake.into());
-    }
-}
+/// The memo of each kind: 4 MiB, originals up to 128 bytes, off after 8 192 lookups
+/// if fewer than one in four hit. The column memos of the anonymizer already serve a
+/// column's repeats; these serve the repeats no column sees: leaves of JSON documents
+/// and arrays, values found inside free text.
+const MEMO_LIMITS: Limits = Limits {
+    max_bytes: 4 << 20,
+    max_key: 128,
+    trial: 8192,
+};
 
 /// A hasher for keys that already are uniformly distributed 64-bit hashes.
 #[derive(Default)]
@@ -199,7 +150,7 @@ pub struct Faker {
     kinds: Vec<KindState>,
     /// Fakes by kind and original, for values outside unique columns; the
     /// parameterized kinds (`date_shift`, `numeric_noise`) are not memoized.
-    memos: Vec<KindMemo>,
+    memos: Vec<Memo<Box<str>>>,
     /// How many collisions of unique columns were resolved so far: a fake
     /// computed before a resolution may differ from one computed after it.
     resolutions: u64,
@@ -225,7 +176,7 @@ impl Faker {
             mac,
             locale,
             kinds: (0..KIND_COUNT).map(|_| KindState::default()).collect(),
-            memos: (0..KIND_COUNT).map(|_| KindMemo::default()).collect(),
+            memos: (0..KIND_COUNT).map(|_| Memo::new(MEMO_LIMITS)).collect(),
             resolutions: 0,
         }
     }
@@ -316,12 +267,15 @@ impl Faker {
         }
         let memoized = !unique && !matches!(kind, Kind::DateShift | Kind::NumericNoise);
         if memoized {
+            // Memoized under the epoch the fake was computed in (fakes outside
+            // unique columns resolve no collision, so it does not move meanwhile).
             let epoch = self.resolutions;
-            if let Some(fake) = self.memos[kind as usize].get(value, epoch) {
-                return Ok(fake.to_owned());
+            if let Some(fake) = self.memos[kind as usize].get(value.as_bytes(), epoch) {
+                return Ok(fake.to_string());
             }
             let fake = self.fake_uncached(kind, params, value, false)?;
-            self.memos[kind as usize].put(value, &fake, epoch);
+            self.memos[kind as usize]
+                .put_with(value.as_bytes(), fake.len(), epoch, || fake.as_str().into());
             return Ok(fake);
         }
         self.fake_uncached(kind, params, value, unique)
@@ -695,7 +649,7 @@ mod tests {
                 }
             }
         }
-        assert!(f.memos[Kind::FirstName as usize].hits >= 29 * 300);
+        assert!(f.memos[Kind::FirstName as usize].hits() >= 29 * 300);
         // A unique column resolves collisions: some originals get another fake.
         for o in &originals {
             f.apply(&Rule::FirstName, o, true).expect("rule applies");
