@@ -80,6 +80,7 @@ impl<V> Memo<V> {
 
     /// The result remembered for `key`. `epoch` is the caller's current one: results
     /// remembered in another epoch are forgotten first.
+    #[inline]
     pub fn get(&mut self, key: &[u8], epoch: u64) -> Option<&V> {
         if self.off || key.len() > self.limits.max_key {
             return None;
@@ -106,6 +107,7 @@ impl<V> Memo<V> {
     /// Remembers the result `make` gives (`weight` bytes) for `key`, computed in
     /// `epoch`: nothing is made when the memo is off or full, when the key is too
     /// long, or when the memo has moved to another epoch since.
+    #[inline]
     pub fn put_with(&mut self, key: &[u8], weight: usize, epoch: u64, make: impl FnOnce() -> V) {
         let size = key.len() + weight + 64;
         if self.off
