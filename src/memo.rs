@@ -1,7 +1,8 @@
 //! A bounded memo of a pure function's results by input bytes, for data that repeats
 //! itself (an invoice's e-mail, a catalogue line, a browser string): at most so many
-//! bytes, switched off when too few lookups hit, and emptied when the results it holds
-//! stop being valid (an epoch the caller moves, see [`Memo::get`]).
+//! bytes (a full memo starts again empty), switched off when too few lookups hit, and
+//! emptied when the results it holds stop being valid (an epoch the caller moves, see
+//! [`Memo::get`]).
 //!
 //! The anonymizer's column memos, the faker's memos per kind and the PostgreSQL parser's
 //! memos of output text are all one of these.
@@ -18,6 +19,17 @@ pub struct Limits {
     /// Lookups after which a memo that hits less than one time in four turns itself
     /// off, and frees what it holds.
     pub trial: u64,
+}
+
+impl Limits {
+    /// These limits for one of `ways` memos that share `budget` bytes: each gets its
+    /// share, never more than `max_bytes`.
+    pub fn shared(self, budget: usize, ways: usize) -> Limits {
+        Limits {
+            max_bytes: self.max_bytes.min(budget / ways.max(1)),
+            ..self
+        }
+    }
 }
 
 /// Results by key (hashed with foldhash: SipHash showed at 2 % of an anonymized
@@ -105,17 +117,22 @@ impl<V> Memo<V> {
     }
 
     /// Remembers the result `make` gives (`weight` bytes) for `key`, computed in
-    /// `epoch`: nothing is made when the memo is off or full, when the key is too
-    /// long, or when the memo has moved to another epoch since.
+    /// `epoch`: nothing is made when the memo is off, when the key is too long, or when
+    /// the memo has moved to another epoch since. A full memo starts again empty: dumps
+    /// repeat values close together (a client's invoices, its log lines), so the
+    /// recent values are worth more than the first ones.
     #[inline]
     pub fn put_with(&mut self, key: &[u8], weight: usize, epoch: u64, make: impl FnOnce() -> V) {
         let size = key.len() + weight + 64;
-        if self.off
-            || key.len() > self.limits.max_key
-            || epoch != self.epoch
-            || self.bytes + size > self.limits.max_bytes
-        {
+        if self.off || key.len() > self.limits.max_key || epoch != self.epoch {
             return;
+        }
+        if self.bytes + size > self.limits.max_bytes {
+            if size > self.limits.max_bytes {
+                return;
+            }
+            self.map.clear();
+            self.bytes = 0;
         }
         self.bytes += size;
         self.map.insert(key.into(), make());
@@ -142,11 +159,19 @@ mod tests {
         // Too long a key: never looked up nor kept.
         m.put_with(b"123456789", 4, 0, || 2);
         assert!(m.get(b"123456789", 0).is_none());
-        // Full: 1000 bytes hold 14 entries of 1 + 4 + 64.
+        // Full: 1000 bytes hold 14 entries of 2 + 4 + 64 (`k0`…`k9`) or 3 + 4 + 64;
+        // the 15th starts the memo again, with the most recent values.
         for i in 0..40u32 {
             m.put_with(format!("k{i}").as_bytes(), 4, 0, || i);
+            assert!(m.len() <= 14);
         }
-        assert_eq!(m.len(), 14);
+        assert!(m.get(b"k0", 0).is_none(), "the oldest were dropped");
+        assert_eq!(m.get(b"k39", 0), Some(&39), "the newest is there");
+        m.put_with(b"x", 2000, 0, || 0);
+        assert!(
+            m.get(b"x", 0).is_none(),
+            "bigger than the whole memo: not kept"
+        );
     }
 
     #[test]
@@ -180,5 +205,21 @@ mod tests {
             assert_eq!(m.get(b"x", 0), Some(&7));
         }
         assert!(!m.is_off());
+    }
+
+    #[test]
+    fn memos_sharing_a_budget_split_it() {
+        let l = Limits {
+            max_bytes: 8 << 20,
+            max_key: 1,
+            trial: 1,
+        };
+        assert_eq!(
+            l.shared(32 << 20, 2).max_bytes,
+            8 << 20,
+            "never above its own"
+        );
+        assert_eq!(l.shared(32 << 20, 8).max_bytes, 4 << 20);
+        assert_eq!(l.shared(32 << 20, 0).max_bytes, 8 << 20);
     }
 }

@@ -31,14 +31,16 @@ struct ColumnPlan {
     memo: Memo<Option<Box<[u8]>>>,
 }
 
-/// One column's memo: 8 MiB of original values (up to 256 bytes: free text and JSON
-/// documents are not memoized) and results (`None`: NULL), off after 8 192 lookups if
-/// fewer than one in four hit.
+/// One column's memo: up to 8 MiB of original values (up to 256 bytes: free text and
+/// JSON documents are not memoized) and results (`None`: NULL), off after 8 192
+/// lookups if fewer than one in four hit.
 const MEMO_LIMITS: Limits = Limits {
     max_bytes: 8 << 20,
     max_key: 256,
     trial: 8192,
 };
+/// What the memos of one table's columns may hold together.
+const TABLE_MEMO_BUDGET: usize = 32 << 20;
 
 /// The memo of a column with this rule: off for rules with nothing to remember, and
 /// for unique columns (their result also depends on what the faker produced before).
@@ -170,6 +172,14 @@ impl RowTransform for Anonymizer {
                 name: col.clone(),
                 rule,
             });
+        }
+        // The table's memos share one budget.
+        let limits =
+            MEMO_LIMITS.shared(TABLE_MEMO_BUDGET, self.pure.iter().filter(|p| **p).count());
+        for plan in &mut self.plan {
+            if !plan.memo.is_off() {
+                plan.memo = Memo::new(limits);
+            }
         }
         Ok(rewrite)
     }

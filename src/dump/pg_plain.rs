@@ -35,14 +35,16 @@ enum State {
 
 /// The memo of one pure column's output field by its input field, both in COPY text
 /// form: a repeated value (an invoice's e-mail, a catalogue line, a browser string) is
-/// copied from it instead of being decoded, rewritten and encoded again. 8 MiB, fields
-/// up to 256 bytes (free text and JSON documents are not memoized), off after 8 192
-/// lookups if fewer than one in four hit.
+/// copied from it instead of being decoded, rewritten and encoded again. Up to 8 MiB
+/// (the table's memos share 32 MiB), fields up to 256 bytes (free text and JSON
+/// documents are not memoized), off after 8 192 lookups if fewer than one in four hit.
 const MEMO_LIMITS: Limits = Limits {
     max_bytes: 8 << 20,
     max_key: 256,
     trial: 8192,
 };
+/// What the output-text memos of one table's columns may hold together.
+const TABLE_MEMO_BUDGET: usize = 32 << 20;
 
 /// The memos of one table's columns (`pure[i]`: column `i` may use `memos[i]`).
 #[derive(Default)]
@@ -59,7 +61,15 @@ impl RawMemos {
         match transform.pure_columns() {
             Some((pure, _)) if pure.iter().any(|p| *p) => RawMemos {
                 pure: pure.to_vec(),
-                memos: (0..columns).map(|_| Memo::new(MEMO_LIMITS)).collect(),
+                memos: (0..columns)
+                    .map(|i| match pure.get(i) {
+                        Some(true) => Memo::new(
+                            MEMO_LIMITS
+                                .shared(TABLE_MEMO_BUDGET, pure.iter().filter(|p| **p).count()),
+                        ),
+                        _ => Memo::disabled(),
+                    })
+                    .collect(),
                 hit: Vec::with_capacity(columns),
                 answers: Vec::new(),
             },

@@ -95,12 +95,12 @@ pub(crate) struct Params {
     pub(crate) percent: f64,
 }
 
-/// The memo of each kind: 4 MiB, originals up to 128 bytes, off after 8 192 lookups
+/// The memo of each kind: 2 MiB, originals up to 128 bytes, off after 8 192 lookups
 /// if fewer than one in four hit. The column memos of the anonymizer already serve a
 /// column's repeats; these serve the repeats no column sees: leaves of JSON documents
 /// and arrays, values found inside free text.
 const MEMO_LIMITS: Limits = Limits {
-    max_bytes: 4 << 20,
+    max_bytes: 2 << 20,
     max_key: 128,
     trial: 8192,
 };
