@@ -96,6 +96,17 @@ pub trait StartedDump: Send {
     ) -> Result<DumpStats, SourceError>;
 }
 
+/// Spawns a client tool; failing that, an error naming the tool and the fix.
+pub(crate) fn spawn_tool(
+    tool: &std::path::Path,
+    cmd: &mut Command,
+) -> Result<std::process::Child, SourceError> {
+    cmd.spawn().map_err(|source| SourceError::Spawn {
+        tool: tool.display().to_string(),
+        source,
+    })
+}
+
 /// A dump tool's process started ahead of its reader, its stdout piped. Dropped before
 /// [`run_dump_tool`] takes it, the process is killed and reaped: a backup that stops
 /// before reading (a failed policy check, a lock held elsewhere) leaves no tool running.
@@ -107,10 +118,7 @@ impl ToolProcess {
     /// Spawns `cmd` (stdout and stderr must be piped) and widens its stdout pipe, so that
     /// the tool and the database run ahead while the reader is busy.
     pub(crate) fn spawn(tool: &std::path::Path, cmd: &mut Command) -> Result<Self, SourceError> {
-        let child = cmd.spawn().map_err(|source| SourceError::Spawn {
-            tool: tool.display().to_string(),
-            source,
-        })?;
+        let child = spawn_tool(tool, cmd)?;
         // 1 MiB (Linux's default limit) instead of 64 KiB.
         #[cfg(target_os = "linux")]
         if let Some(stdout) = &child.stdout

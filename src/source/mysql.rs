@@ -46,7 +46,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{
     ChunkSink, Destination, RestoreSession, Source, SourceError, StartedDump, StderrTail,
-    ToolProcess, run_dump_tool, status_text,
+    ToolProcess, run_dump_tool, spawn_tool, status_text,
 };
 use crate::dump::mysql_rows::{MysqlRewriter, quote_mysql_ident};
 use crate::dump::{DumpStats, Identity, RowTransform};
@@ -303,13 +303,6 @@ impl MysqlDatabase {
         }
     }
 
-    fn spawn(&self, tool: &Path, cmd: &mut Command) -> Result<Child, SourceError> {
-        cmd.spawn().map_err(|source| SourceError::Spawn {
-            tool: tool.display().to_string(),
-            source,
-        })
-    }
-
     /// A client command reading SQL: binary mode (bytes as they are, only
     /// `DELIMITER` understood), stop at the first error.
     fn client_command(&self) -> Result<(Command, Option<DefaultsFile>), SourceError> {
@@ -360,7 +353,7 @@ impl MysqlDatabase {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = self.spawn(&self.client, &mut cmd)?;
+        let mut child = spawn_tool(&self.client, &mut cmd)?;
         let tail = StderrTail::default();
         let err_thread = child.stderr.take().map(|e| tail.spawn(e));
         let written = match child.stdin.take() {
@@ -540,7 +533,7 @@ impl Destination for MysqlDatabase {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = self.spawn(&self.client, &mut cmd)?;
+        let mut child = spawn_tool(&self.client, &mut cmd)?;
         let tail = StderrTail::default();
         let err_thread = child.stderr.take().map(|e| tail.spawn(e));
         let stdin = child.stdin.take();

@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{
     ChunkSink, Destination, RestoreSession, SessionSql, Source, SourceError, StartedDump,
-    StderrTail, ToolProcess, run_dump_tool, status_text,
+    StderrTail, ToolProcess, run_dump_tool, spawn_tool, status_text,
 };
 use crate::dump::pg_plain::{Output, PgPlainParser};
 use crate::dump::{DumpStats, RowTransform};
@@ -58,13 +58,6 @@ impl PgDatabase {
             cmd.env("PGCONNECT_TIMEOUT", "15");
         }
         cmd
-    }
-
-    fn spawn(&self, tool: &Path, cmd: &mut Command) -> Result<Child, SourceError> {
-        cmd.spawn().map_err(|source| SourceError::Spawn {
-            tool: tool.display().to_string(),
-            source,
-        })
     }
 
     fn tool_error(&self, tool: &Path, status: String, stderr: String) -> SourceError {
@@ -220,7 +213,7 @@ impl Destination for PgDatabase {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = self.spawn(&self.psql, &mut cmd)?;
+        let mut child = spawn_tool(&self.psql, &mut cmd)?;
         let tail = StderrTail::default();
         let err_thread = child.stderr.take().map(|e| tail.spawn(e));
         let stdin = child.stdin.take();
