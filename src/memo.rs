@@ -32,6 +32,20 @@ impl Limits {
     }
 }
 
+/// The limits of one column's memo (the anonymizer's results, the PostgreSQL parser's
+/// output text) in a table with `memoized` such columns: up to 8 MiB each and 32 MiB
+/// for the table, values up to 256 bytes (free text and JSON documents are not
+/// memoized), off after 8 192 lookups if fewer than one in four hit.
+pub fn column_limits(memoized: usize) -> Limits {
+    const COLUMN: Limits = Limits {
+        max_bytes: 8 << 20,
+        max_key: 256,
+        trial: 8192,
+    };
+    const TABLE_BUDGET: usize = 32 << 20;
+    COLUMN.shared(TABLE_BUDGET, memoized)
+}
+
 /// Results by key (hashed with foldhash: SipHash showed at 2 % of an anonymized
 /// backup's CPU).
 pub struct Memo<V> {

@@ -18,7 +18,7 @@ use super::policy::Policy;
 use super::rules::{Faker, Rule};
 use super::schema::SchemaInfo;
 use crate::dump::{RowTransform, TableInfo, TransformError};
-use crate::memo::{Limits, Memo};
+use crate::memo::{self, Memo};
 
 /// The schema name SQLite tables are given in policies.
 pub const SQLITE_SCHEMA: &str = "main";
@@ -31,24 +31,13 @@ struct ColumnPlan {
     memo: Memo<Option<Box<[u8]>>>,
 }
 
-/// One column's memo: up to 8 MiB of original values (up to 256 bytes: free text and
-/// JSON documents are not memoized) and results (`None`: NULL), off after 8 192
-/// lookups if fewer than one in four hit.
-const MEMO_LIMITS: Limits = Limits {
-    max_bytes: 8 << 20,
-    max_key: 256,
-    trial: 8192,
-};
-/// What the memos of one table's columns may hold together.
-const TABLE_MEMO_BUDGET: usize = 32 << 20;
-
-/// The memo of a column with this rule: off for rules with nothing to remember, and
-/// for unique columns (their result also depends on what the faker produced before).
-fn column_memo(rule: Option<&Rule>, unique: bool) -> Memo<Option<Box<[u8]>>> {
+/// Whether a column with this rule memoizes its results: not for rules with nothing
+/// to remember, nor for unique columns (their result also depends on what the faker
+/// produced before).
+fn memoizes(rule: Option<&Rule>, unique: bool) -> bool {
     match rule {
-        None | Some(Rule::Keep | Rule::Null | Rule::Redact { .. }) => Memo::disabled(),
-        Some(_) if unique => Memo::disabled(),
-        Some(_) => Memo::new(MEMO_LIMITS),
+        None | Some(Rule::Keep | Rule::Null | Rule::Redact { .. }) => false,
+        Some(_) => !unique,
     }
 }
 
@@ -155,8 +144,7 @@ impl RowTransform for Anonymizer {
             let unique = self
                 .unique
                 .contains(&format!("{schema}.{}.{col}", table.name));
-            let memo = column_memo(rule.as_ref(), unique);
-            self.pure.push(!memo.is_off());
+            self.pure.push(memoizes(rule.as_ref(), unique));
             self.constants.push(match &rule {
                 Some(Rule::Null) => Some(b"\\N".as_slice().into()),
                 Some(Rule::Redact { text }) => {
@@ -167,17 +155,16 @@ impl RowTransform for Anonymizer {
                 _ => None,
             });
             self.plan.push(ColumnPlan {
-                memo,
+                memo: Memo::disabled(), // set below, once the table's count is known
                 unique,
                 name: col.clone(),
                 rule,
             });
         }
         // The table's memos share one budget.
-        let limits =
-            MEMO_LIMITS.shared(TABLE_MEMO_BUDGET, self.pure.iter().filter(|p| **p).count());
-        for plan in &mut self.plan {
-            if !plan.memo.is_off() {
+        let limits = memo::column_limits(self.pure.iter().filter(|p| **p).count());
+        for (plan, pure) in self.plan.iter_mut().zip(&self.pure) {
+            if *pure {
                 plan.memo = Memo::new(limits);
             }
         }
@@ -419,13 +406,13 @@ code = "keep"
     /// memoize (the memo's own trial is tested in `memo.rs`).
     #[test]
     fn which_columns_memoize() {
-        assert!(!column_memo(Some(&Rule::Email), false).is_off());
+        assert!(memoizes(Some(&Rule::Email), false));
         assert!(
-            column_memo(Some(&Rule::Email), true).is_off(),
+            !memoizes(Some(&Rule::Email), true),
             "unique columns never memoize"
         );
         for rule in [None, Some(Rule::Keep), Some(Rule::Null)] {
-            assert!(column_memo(rule.as_ref(), false).is_off(), "{rule:?}");
+            assert!(!memoizes(rule.as_ref(), false), "{rule:?}");
         }
     }
 }

@@ -9,7 +9,7 @@ use memchr::memchr;
 
 use super::stats::{DumpStats, RowAccumulator};
 use super::{DumpError, RowTransform, TableInfo, copy_text};
-use crate::memo::{Limits, Memo};
+use crate::memo::{self, Memo};
 
 /// Whether the parser keeps the (possibly rewritten) text or only watches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +33,12 @@ enum State {
     },
 }
 
-/// The memo of one pure column's output field by its input field, both in COPY text
-/// form: a repeated value (an invoice's e-mail, a catalogue line, a browser string) is
-/// copied from it instead of being decoded, rewritten and encoded again. Up to 8 MiB
-/// (the table's memos share 32 MiB), fields up to 256 bytes (free text and JSON
-/// documents are not memoized), off after 8 192 lookups if fewer than one in four hit.
-const MEMO_LIMITS: Limits = Limits {
-    max_bytes: 8 << 20,
-    max_key: 256,
-    trial: 8192,
-};
-/// What the output-text memos of one table's columns may hold together.
-const TABLE_MEMO_BUDGET: usize = 32 << 20;
-
-/// The memos of one table's columns (`pure[i]`: column `i` may use `memos[i]`).
+/// The memos of one table's pure columns: a column's output field by its input field,
+/// both in COPY text form, so that a repeated value (an invoice's e-mail, a catalogue
+/// line, a browser string) is copied instead of being decoded, rewritten and encoded
+/// again. Bounded as the anonymizer's column memos ([`memo::column_limits`]).
+///
+/// `pure[i]`: column `i` may use `memos[i]`.
 #[derive(Default)]
 struct RawMemos {
     pure: Vec<bool>,
@@ -59,20 +51,20 @@ struct RawMemos {
 impl RawMemos {
     fn new(transform: &dyn RowTransform, columns: usize) -> RawMemos {
         match transform.pure_columns() {
-            Some((pure, _)) if pure.iter().any(|p| *p) => RawMemos {
-                pure: pure.to_vec(),
-                memos: (0..columns)
-                    .map(|i| match pure.get(i) {
-                        Some(true) => Memo::new(
-                            MEMO_LIMITS
-                                .shared(TABLE_MEMO_BUDGET, pure.iter().filter(|p| **p).count()),
-                        ),
-                        _ => Memo::disabled(),
-                    })
-                    .collect(),
-                hit: Vec::with_capacity(columns),
-                answers: Vec::new(),
-            },
+            Some((pure, _)) if pure.iter().any(|p| *p) => {
+                let limits = memo::column_limits(pure.iter().filter(|p| **p).count());
+                RawMemos {
+                    pure: pure.to_vec(),
+                    memos: (0..columns)
+                        .map(|i| match pure.get(i) {
+                            Some(true) => Memo::new(limits),
+                            _ => Memo::disabled(),
+                        })
+                        .collect(),
+                    hit: Vec::with_capacity(columns),
+                    answers: Vec::new(),
+                }
+            }
             _ => RawMemos::default(),
         }
     }
