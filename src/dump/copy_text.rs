@@ -83,23 +83,16 @@ pub fn encode_field(value: Option<&[u8]>, out: &mut Vec<u8>) {
         return;
     }
     out.reserve(v.len() + 8);
-    let mut copied = 0; // v[..copied] is in `out`
-    for (i, &b) in v.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x0b => b"\\v",
-            _ => continue,
-        };
-        out.extend_from_slice(&v[copied..i]);
-        out.extend_from_slice(escaped);
-        copied = i + 1;
-    }
-    out.extend_from_slice(&v[copied..]);
+    super::push_escaped(v, out, |b| match b {
+        b'\\' => Some(b"\\\\"),
+        b'\t' => Some(b"\\t"),
+        b'\n' => Some(b"\\n"),
+        b'\r' => Some(b"\\r"),
+        0x08 => Some(b"\\b"),
+        0x0c => Some(b"\\f"),
+        0x0b => Some(b"\\v"),
+        _ => None,
+    });
 }
 
 /// Appends a whole row (fields joined by tabs, ended by `\n`).

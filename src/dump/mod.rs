@@ -42,6 +42,21 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Appends `value` to `out` with each byte `escape` maps replaced by its escape; the
+/// runs between escapes are copied whole.
+#[inline]
+pub fn push_escaped(value: &[u8], out: &mut Vec<u8>, escape: impl Fn(u8) -> Option<&'static [u8]>) {
+    let mut copied = 0; // value[..copied] is in `out`
+    for (i, &b) in value.iter().enumerate() {
+        if let Some(escaped) = escape(b) {
+            out.extend_from_slice(&value[copied..i]);
+            out.extend_from_slice(escaped);
+            copied = i + 1;
+        }
+    }
+    out.extend_from_slice(&value[copied..]);
+}
+
 /// `schema.name`, or `name` alone when the schema is empty (SQLite).
 pub fn qualified_name(schema: &str, name: &str) -> String {
     if schema.is_empty() {

@@ -238,23 +238,16 @@ fn decode_string(lit: &[u8]) -> Result<Vec<u8>, String> {
 pub fn push_quoted(value: &[u8], out: &mut Vec<u8>) {
     out.reserve(value.len() + 2);
     out.push(b'\'');
-    let mut start = 0;
-    for (i, &b) in value.iter().enumerate() {
-        let esc: &[u8] = match b {
-            0 => b"\\0",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\\' => b"\\\\",
-            b'\'' => b"\\'",
-            b'"' => b"\\\"",
-            0x1a => b"\\Z",
-            _ => continue,
-        };
-        out.extend_from_slice(&value[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
-    }
-    out.extend_from_slice(&value[start..]);
+    super::push_escaped(value, out, |b| match b {
+        0 => Some(b"\\0"),
+        b'\n' => Some(b"\\n"),
+        b'\r' => Some(b"\\r"),
+        b'\\' => Some(b"\\\\"),
+        b'\'' => Some(b"\\'"),
+        b'"' => Some(b"\\\""),
+        0x1a => Some(b"\\Z"),
+        _ => None,
+    });
     out.push(b'\'');
 }
 
