@@ -95,7 +95,7 @@ pub(crate) fn apply(
 ) -> Result<String, RuleError> {
     let mut rw = Rewriter::new(faker, value);
     let done = if paths.is_empty() && *others == Rule::Keep {
-        rw.value(Op::Copy).and_then(|()| rw.end())
+        rw.value(Op::Skip).and_then(|()| rw.end()) // only checked
     } else {
         rw.document(paths, others).and_then(|()| rw.end())
     };
@@ -117,7 +117,7 @@ pub(crate) fn apply_elements(
 ) -> Result<String, RuleError> {
     let mut rw = Rewriter::new(faker, value);
     let done = match rw.peek() {
-        Some(b'[') if *element == Rule::Keep => rw.value(Op::Copy).and_then(|()| rw.end()),
+        Some(b'[') if *element == Rule::Keep => rw.value(Op::Skip).and_then(|()| rw.end()),
         Some(b'[') => rw.elements(element, 0).and_then(|()| rw.end()),
         _ => Err(Fail::Syntax("not an array".into())),
     };
@@ -563,49 +563,9 @@ fn decode(raw: &str) -> Result<Cow<'_, str>, Fail> {
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
-    let bad = |what: &str| Fail::Syntax(format!("{what} in string {raw}"));
-    let mut s = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            s.push(c);
-            continue;
-        }
-        let e = chars.next().ok_or_else(|| bad("invalid escape"))?;
-        match e {
-            '"' | '\\' | '/' => s.push(e),
-            'b' => s.push('\u{8}'),
-            'f' => s.push('\u{c}'),
-            'n' => s.push('\n'),
-            'r' => s.push('\r'),
-            't' => s.push('\t'),
-            'u' => {
-                let hi = hex4(&mut chars).ok_or_else(|| bad("invalid \\u escape"))?;
-                let code = if (0xD800..0xDC00).contains(&hi) {
-                    let lo = match (chars.next(), chars.next()) {
-                        (Some('\\'), Some('u')) => hex4(&mut chars),
-                        _ => None,
-                    }
-                    .filter(|lo| (0xDC00..0xE000).contains(lo))
-                    .ok_or_else(|| bad("lone leading surrogate"))?;
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                } else {
-                    hi
-                };
-                s.push(char::from_u32(code).ok_or_else(|| bad("lone trailing surrogate"))?);
-            }
-            _ => return Err(bad("invalid escape")),
-        }
-    }
-    Ok(Cow::Owned(s))
-}
-
-fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
-    let mut n = 0;
-    for _ in 0..4 {
-        n = n * 16 + chars.next()?.to_digit(16)?;
-    }
-    Some(n)
+    serde_json::from_str::<String>(raw)
+        .map(Cow::Owned)
+        .map_err(|e| Fail::Syntax(format!("{e} in string {raw}")))
 }
 
 /// A JSON number in serde_json's canonical form (`1.50` → `1.5`, `1e3` → `1000.0`).
