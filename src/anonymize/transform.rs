@@ -145,15 +145,16 @@ impl RowTransform for Anonymizer {
                 .unique
                 .contains(&format!("{schema}.{}.{col}", table.name));
             self.pure.push(memoizes(rule.as_ref(), unique));
-            self.constants.push(match &rule {
-                Some(Rule::Null) => Some(b"\\N".as_slice().into()),
-                Some(Rule::Redact { text }) => {
-                    let mut copy = Vec::new();
-                    crate::dump::copy_text::encode_field(Some(text.as_bytes()), &mut copy);
-                    Some(copy.into())
-                }
+            let constant = match &rule {
+                Some(Rule::Null) => Some(None),
+                Some(Rule::Redact { text }) => Some(Some(text.as_bytes())),
                 _ => None,
-            });
+            };
+            self.constants.push(constant.map(|value| {
+                let mut copy = Vec::new();
+                crate::dump::copy_text::encode_field(value, &mut copy);
+                copy.into()
+            }));
             self.plan.push(ColumnPlan {
                 memo: Memo::disabled(), // set below, once the table's count is known
                 unique,

@@ -321,8 +321,11 @@ impl<'t> PgPlainParser<'t> {
                             self.out.extend_from_slice(&memo.answers[*x..*y]);
                         } else if let Some(c) = constant(i) {
                             let raw = &line[a..b];
-                            self.out
-                                .extend_from_slice(if raw == b"\\N" { raw } else { c });
+                            self.out.extend_from_slice(if copy_text::is_null(raw) {
+                                raw
+                            } else {
+                                c
+                            });
                         } else if wanted(i) {
                             let at = self.out.len();
                             copy_text::encode_field(self.fields[i].as_deref(), &mut self.out);
